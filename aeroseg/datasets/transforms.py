@@ -1,0 +1,123 @@
+"""Label transforms of the open-vocabulary protocol (registered in mmseg's ``TRANSFORMS``).
+
+``HideUnseenClasses`` implements the inductive zero-shot setting: during training the pixels
+of unseen classes are set to ``ignore_index`` (their names are never shown to the model and
+their pixels give no gradient). Labels stay in the full id space 0..K-1; the segmentor maps
+them to its training vocabulary.
+
+``CheckLabelValues`` is a cheap guard (one ``bincount`` per label map) that fails with the
+file name when a label holds a value outside 0..K-1 and ``ignore_index`` -- the symptom of a
+wrong preparation (e.g. raw ids not shifted, colour masks read as palette indices).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmseg.registry import TRANSFORMS
+
+from .splits import get_split
+
+__all__ = ['HideUnseenClasses', 'CheckLabelValues']
+
+
+def _ids(values: Sequence[int], what: str) -> tuple:
+    out = tuple(int(v) for v in values)
+    bad = [v for v in out if not 0 <= v <= 255]
+    if bad:
+        raise ValueError(f'{what}: ids must be label values 0..255, got {bad}')
+    return out
+
+
+@TRANSFORMS.register_module()
+class HideUnseenClasses(BaseTransform):
+    """Set the pixels of unseen classes to ``ignore_index`` in ``gt_seg_map``.
+
+    Args:
+        unseen_ids: label ids to hide. ``None`` reads ``get_split(split).unseen``.
+        split: a key of :mod:`aeroseg.datasets.splits` (``'isaid'``, ``'dlrsd'``, ``'oem'``);
+            used when ``unseen_ids`` is not given, so configs need no class lists.
+        ignore_index: value written for hidden pixels (mmseg's 255).
+
+    Required keys: ``gt_seg_map``. Modified keys: ``gt_seg_map`` (dtype kept).
+    """
+
+    def __init__(self, unseen_ids: Optional[Sequence[int]] = None, split: Optional[str] = None,
+                 ignore_index: int = 255) -> None:
+        if unseen_ids is None and split is None:
+            raise ValueError('HideUnseenClasses needs `unseen_ids` or `split` (a dataset key of '
+                             'aeroseg.datasets.splits, e.g. split="isaid")')
+        if unseen_ids is None:
+            unseen_ids = get_split(split).unseen
+        self.unseen_ids = _ids(unseen_ids, 'HideUnseenClasses.unseen_ids')
+        if ignore_index in self.unseen_ids:
+            raise ValueError(f'HideUnseenClasses: ignore_index {ignore_index} is listed as unseen')
+        self.split = split
+        self.ignore_index = int(ignore_index)
+        lut = np.arange(256, dtype=np.int64)
+        lut[list(self.unseen_ids)] = self.ignore_index
+        self._lut = lut
+
+    def transform(self, results: dict) -> dict:
+        if 'gt_seg_map' not in results:
+            raise KeyError('HideUnseenClasses needs `gt_seg_map`: put it after LoadAnnotations '
+                           'in the pipeline')
+        gt = results['gt_seg_map']
+        if not self.unseen_ids:
+            return results
+        if gt.dtype == np.uint8:
+            results['gt_seg_map'] = self._lut.astype(np.uint8)[gt]
+        else:  # any integer dtype; values outside 0..255 are left as they are
+            out = gt.copy()
+            out[np.isin(gt, self.unseen_ids)] = self.ignore_index
+            results['gt_seg_map'] = out
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(unseen_ids={self.unseen_ids}, '
+                f'ignore_index={self.ignore_index})')
+
+
+@TRANSFORMS.register_module()
+class CheckLabelValues(BaseTransform):
+    """Fail, naming the label file, if ``gt_seg_map`` holds a value outside 0..K-1 / ignore.
+
+    Args:
+        num_classes: K. ``None`` reads ``get_split(split).num_classes``.
+        split: a key of :mod:`aeroseg.datasets.splits` (used when ``num_classes`` is None).
+        ignore_index: the one value allowed besides 0..K-1.
+    """
+
+    def __init__(self, num_classes: Optional[int] = None, split: Optional[str] = None,
+                 ignore_index: int = 255) -> None:
+        if num_classes is None and split is None:
+            raise ValueError('CheckLabelValues needs `num_classes` or `split`')
+        self.num_classes = int(num_classes if num_classes is not None
+                               else get_split(split).num_classes)
+        self.ignore_index = int(ignore_index)
+
+    def transform(self, results: dict) -> dict:
+        gt = results.get('gt_seg_map')
+        if gt is None:
+            raise KeyError('CheckLabelValues needs `gt_seg_map`: put it after LoadAnnotations')
+        k = self.num_classes
+        if gt.dtype == np.uint8:
+            counts = np.bincount(gt.ravel(), minlength=256)
+            counts[:k] = 0
+            counts[self.ignore_index] = 0
+            bad = np.flatnonzero(counts)
+        else:
+            vals = np.unique(gt)
+            bad = vals[((vals < 0) | (vals >= k)) & (vals != self.ignore_index)]
+        if bad.size:
+            raise ValueError(
+                f'label file {results.get("seg_map_path", "<unknown>")} holds value(s) '
+                f'{bad.tolist()[:10]} outside the class ids 0..{k - 1} and ignore '
+                f'{self.ignore_index}; re-run the preparation tool (python -m '
+                f'aeroseg.datasets.prepare ...) or check reduce_zero_label / the class list')
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(num_classes={self.num_classes}, '
+                f'ignore_index={self.ignore_index})')

@@ -1,0 +1,218 @@
+"""Helpers shared by the runner and the per-config entry points.
+
+* :func:`load_config` - the one way a config is turned into the run's ``mmengine.Config``
+  (full or mini scale); it forwards to the lead's ``aeroseg.config.load_config``.
+* :func:`config_hash` - identity of a job's configuration, recorded next to every result so a
+  finished job is skipped only while its config is unchanged.
+* :func:`atomic_write_text` / :func:`atomic_write_json` - every result file is written to a
+  temporary file in the same folder and moved into place with ``os.replace``, so a reader (or a
+  resumed run) never sees half a file.
+* :func:`environment` - git commit, package versions, device: stored with each result.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+__all__ = ['REPO_ROOT', 'load_config', 'config_hash', 'atomic_write_text', 'atomic_write_json',
+           'read_json', 'environment', 'git_commit', 'peak_memory', 'device_name',
+           'ConfigError']
+
+
+class ConfigError(RuntimeError):
+    """A config that cannot be loaded for the requested scale."""
+
+
+def _lead_load_config():
+    """``aeroseg.config.load_config`` when the lead's module exists, else ``None``."""
+    try:
+        from aeroseg.config import load_config as lc  # noqa: WPS433
+    except ModuleNotFoundError as e:
+        if e.name in ('aeroseg.config', 'aeroseg'):
+            return None
+        raise
+    return lc
+
+
+def _set_data_root(cfg, data_root: str) -> None:
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dl = cfg.get(key)
+        if not dl:
+            continue
+        ds = dl.get('dataset')
+        while ds is not None and 'dataset' in ds and 'data_root' not in ds:  # wrappers
+            ds = ds['dataset']
+        if ds is not None:
+            ds['data_root'] = data_root
+
+
+def load_config(path: str | os.PathLike, scale: str = 'full', data_root: Optional[str] = None,
+                cfg_options: Optional[Mapping[str, Any]] = None):
+    """Load ``path`` as the run will use it.
+
+    Uses ``aeroseg.config.load_config`` (the contract: it applies the mini overlay - tiny widths,
+    mini data root via ``aeroseg.datasets.mini.ensure_mini`` - for ``scale='mini'``). Until that
+    module exists, falls back to ``mmengine.Config.fromfile`` + ``cfg_options`` + ``data_root``,
+    which can only serve ``scale='full'``.
+    """
+    path = os.fspath(path)
+    if scale not in ('full', 'mini'):
+        raise ConfigError(f'scale must be "full" or "mini", got {scale!r}')
+    if not os.path.isfile(path):
+        raise ConfigError(f'config not found: {path!r} (run from the repository root, or check the '
+                          f'path in benchmarks/tables.py)')
+    lc = _lead_load_config()
+    if lc is not None:
+        return lc(path, scale=scale, data_root=data_root, cfg_options=dict(cfg_options or {}))
+    # Fallback until aeroseg/config.py lands (contract: switch to it, nothing else to change).
+    if scale == 'mini':
+        raise ConfigError(f'{path}: scale "mini" needs aeroseg.config.load_config (the mini overlay); '
+                          f'it is not importable yet. Use --scale full, or update the repository.')
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    if data_root:
+        _set_data_root(cfg, data_root)
+    return cfg
+
+
+def _jsonable(obj: Any):
+    """Stable text for objects a config may hold (types in lazy configs, functions)."""
+    if isinstance(obj, (set, frozenset)):
+        return sorted(map(repr, obj))
+    qual = getattr(obj, '__qualname__', None)
+    if qual is not None:
+        return f'{getattr(obj, "__module__", "?")}.{qual}'
+    return repr(obj)
+
+
+def config_hash(path: str | os.PathLike, scale: str = 'full', data_root: Optional[str] = None,
+                cfg_options: Optional[Mapping[str, Any]] = None) -> str:
+    """sha256 (16 hex) of the config as mmengine resolves it (``_base_`` inheritance, environment
+    placeholders, ``cfg_options`` merged) plus ``scale`` and ``data_root``.
+
+    Reads config files only: no data is touched and no custom modules are imported, so the
+    dry-run can tell finished jobs from stale ones. The mini overlay's own code is not part of
+    the hash (it lives in ``aeroseg.config``); ``--force`` reruns after changing it.
+    """
+    from mmengine.config import Config
+    cfg = Config.fromfile(os.fspath(path), import_custom_modules=False)
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    try:
+        d = cfg.to_dict()
+    except AttributeError:  # older mmengine
+        d = cfg._cfg_dict.to_dict()
+    d.pop('work_dir', None)
+    d.pop('launcher', None)
+    blob = json.dumps({'cfg': d, 'scale': scale, 'data_root': data_root},
+                      sort_keys=True, default=_jsonable)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8', newline='') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + '\n')
+
+
+def read_json(path: str | os.PathLike) -> Optional[Dict[str, Any]]:
+    """The JSON object in ``path``, or ``None`` when absent or unreadable (e.g. hand-truncated)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            obj = json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def git_commit(root: Path = REPO_ROOT) -> str:
+    """``<sha>`` of HEAD, ``+dirty`` when the work tree differs; ``'none'`` without commits/git."""
+    try:
+        sha = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+        if sha.returncode != 0:
+            return 'none'
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ('+dirty' if dirty.stdout.strip() else '')
+    except (OSError, subprocess.SubprocessError):
+        return 'none'
+
+
+def _version(mod: str) -> Optional[str]:
+    try:
+        from importlib.metadata import version
+        return version(mod)
+    except Exception:  # not installed
+        return None
+
+
+def package_versions() -> Dict[str, Optional[str]]:
+    names = {'torch': 'torch', 'torchvision': 'torchvision', 'mmcv': 'mmcv', 'mmengine': 'mmengine',
+             'mmseg': 'mmsegmentation', 'open_clip': 'open_clip_torch',
+             'segment_anything': 'segment-anything', 'sam2': 'sam2', 'aeroseg': 'aeroseg-bench'}
+    out = {k: _version(v) for k, v in names.items()}
+    out['python'] = platform.python_version()
+    return out
+
+
+def device_name() -> str:
+    try:
+        import torch
+        if torch.cuda.is_available():
+            n = torch.cuda.device_count()
+            return f'{n}x {torch.cuda.get_device_name(0)}'
+    except Exception:
+        pass
+    return f'cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)'
+
+
+def peak_memory() -> Dict[str, Optional[float]]:
+    """Peak GPU memory allocated by torch (MiB, this process) and peak RSS (MiB)."""
+    out: Dict[str, Optional[float]] = {'peak_gpu_mem_mb': None, 'peak_rss_mb': None}
+    try:
+        import torch
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            out['peak_gpu_mem_mb'] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    except Exception:
+        pass
+    try:
+        import resource
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out['peak_rss_mb'] = round(kb / 1024 if sys.platform != 'darwin' else kb / 2**20, 1)
+    except Exception:
+        pass
+    return out
+
+
+def environment() -> Dict[str, Any]:
+    return {'git_commit': git_commit(), 'versions': package_versions(), 'device': device_name(),
+            'host': platform.node()}

@@ -1,0 +1,251 @@
+"""The paper's Tables 2-8 as data: which config fills which cell, with which metric.
+
+This module is the single source the runner plans from and the writers lay out. A cell is
+(table, row label, dataset label, metric); its value comes from one *job*: a config trained
+(unless training-free) and tested on one dataset with one seed. Many cells share a job: the main
+AerOSeg config fills T2 "AerOSeg", T3 "Config-C", T4 "Guidance frozen", T5 "Reconstruct SAM
+features", T6 "SAM ViT-L", T7 "CLIP ViT-B" and T8 "AerOSeg"; :func:`plan_jobs` runs it once.
+
+Labels (table ids, row labels, dataset labels, metric names) are spelled exactly as in
+``benchmarks/paper_tables.csv`` (the paper's numbers), so every cell joins its reference value;
+``tests/benchmarks/test_tables.py`` checks that the spec and that file cover each other exactly.
+
+Config paths are templates relative to the repository root; ``{ds}`` is a dataset key
+(``isaid``, ``dlrsd``, ``oem``). A config file that does not exist yet means the method is not
+implemented: its cells stay empty and the plan says so (never a made-up number).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+__all__ = ['DATASETS', 'Row', 'Table', 'TABLES', 'Cell', 'JobSpec', 'cells', 'plan_jobs',
+           'select_tables', 'paper_iterations', 'VAL_IMAGES']
+
+# dataset key (file names, data dirs) -> label as the paper's tables print it.
+DATASETS: Dict[str, str] = {'isaid': 'iSAID', 'dlrsd': 'DLRSD', 'oem': 'OEM'}
+ALL_DS: Tuple[str, ...] = tuple(DATASETS)
+
+# Validation images per dataset (paper Sec. 4.1); used only for the dry-run time estimate.
+VAL_IMAGES: Dict[str, int] = {'isaid': 6363, 'dlrsd': 1401, 'oem': 5195}
+
+HSU = ('s-mIoU', 'u-mIoU', 'h-mIoU')
+
+MAIN = 'configs/aeroseg/aeroseg_vitb16_{ds}.py'
+ABL = 'configs/aeroseg/ablations/'
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a table: its label as the paper prints it and the config that fills it.
+
+    ``train=False`` marks a training-free method (tested only, no checkpoint).
+    """
+    label: str
+    config: str
+    train: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    """A paper table: rows x datasets x metrics, laid out as the paper lays it out.
+
+    ``average``: the paper prints an "Average" over the datasets (per metric).
+    ``layout``: ``'dataset_metric'`` (column groups per dataset, one column per metric).
+    """
+    id: str                      # 'T2' (as in paper_tables.csv)
+    title: str
+    rows: Tuple[Row, ...]
+    datasets: Tuple[str, ...]    # dataset keys, in the paper's column order
+    metrics: Tuple[str, ...]
+    average: bool = False
+
+    @property
+    def number(self) -> int:
+        return int(self.id.lstrip('T'))
+
+
+TABLES: Tuple[Table, ...] = (
+    Table('T2', 'Comparison with state-of-the-art open-vocabulary segmentation methods', (
+        Row('SAN', 'configs/san/san_vitb16_{ds}.py'),
+        Row('SCAN', 'configs/scan/scan_vitb16_{ds}.py'),
+        Row('SED', 'configs/sed/sed_convnextb_{ds}.py'),
+        Row('CAT-Seg', 'configs/catseg/catseg_vitb16_{ds}.py'),
+        Row('OVRS', 'configs/ovrs/ovrs_vitb16_{ds}.py'),
+        Row('AerOSeg', MAIN),
+    ), ALL_DS, HSU, average=True),
+    Table('T3', 'Main components ablation (h-mIoU)', (
+        Row('Baseline', ABL + 't3_baseline_{ds}.py'),
+        Row('Config-A', ABL + 't3_config-a_{ds}.py'),
+        Row('Config-B', ABL + 't3_config-b_{ds}.py'),
+        Row('Config-C', MAIN),
+    ), ALL_DS, ('h-mIoU',), average=True),
+    Table('T4', 'Guidance encoder training strategy (h-mIoU)', (
+        Row('Guidance fine-tuned', ABL + 't4_guidance-finetuned_{ds}.py'),
+        Row('Guidance frozen', MAIN),
+    ), ALL_DS, ('h-mIoU',), average=True),
+    Table('T5', 'Semantic back-projection reconstruction target (h-mIoU)', (
+        Row('Reconstruct RGB', ABL + 't5_target-rgb_{ds}.py'),
+        Row('Reconstruct CLIP features', ABL + 't5_target-clip_{ds}.py'),
+        Row('Reconstruct SAM features', MAIN),
+    ), ALL_DS, ('h-mIoU',), average=True),
+    Table('T6', 'Guidance encoders on iSAID', (
+        Row('SAM ViT-L', MAIN),
+        Row('SAM ViT-H', ABL + 't6_sam-vith_isaid.py'),
+        Row('SAM2 Hiera-Base+', ABL + 't6_sam2-hierabp_isaid.py'),
+        Row('SAM2.1 Hiera-Base+', ABL + 't6_sam21-hierabp_isaid.py'),
+    ), ('isaid',), HSU),
+    Table('T7', 'VL backbones on iSAID (supplementary)', (
+        Row('CLIP ViT-B', MAIN),
+        Row('CLIP ViT-L', ABL + 't7_clip-vitl14_isaid.py'),
+        Row('GeoRSCLIP ViT-L', ABL + 't7_georsclip-vitl14_isaid.py'),
+        Row('SkyCLIP ViT-L', ABL + 't7_skyclip-vitl14_isaid.py'),
+    ), ('isaid',), HSU),
+    Table('T8', 'Comparison with training-free SegEarth-OV (mIoU over all classes, supplementary)', (
+        Row('SegEarth-OV', 'configs/segearthov/segearthov_vitb16_{ds}.py', train=False),
+        Row('AerOSeg', MAIN),
+    ), ALL_DS, ('mIoU',)),
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (table, row, dataset) group of cells; ``metrics`` are its columns."""
+    table: str
+    row: str
+    dataset: str        # dataset key
+    config: str         # config path relative to the repo root
+    train: bool
+    metrics: Tuple[str, ...]
+
+    @property
+    def dataset_label(self) -> str:
+        return DATASETS.get(self.dataset, self.dataset)
+
+
+@dataclass
+class JobSpec:
+    """One unit of work: a config (one dataset) with one seed, shared by every cell it fills."""
+    config: str
+    dataset: str
+    seed: int
+    train: bool
+    cells: List[Cell] = field(default_factory=list)
+
+    @property
+    def key(self) -> Tuple[str, int]:
+        return (self.config, self.seed)
+
+    @property
+    def method(self) -> str:
+        """The method folder (``configs/<method>/...``), e.g. ``aeroseg``, ``catseg``."""
+        parts = self.config.replace('\\', '/').split('/')
+        return parts[1] if len(parts) > 2 and parts[0] == 'configs' else parts[-2] if len(parts) > 1 else ''
+
+    def fills(self) -> List[str]:
+        """Short labels of the cells this job fills, e.g. ``['T2 AerOSeg', 'T3 Config-C']``."""
+        seen: List[str] = []
+        for c in self.cells:
+            s = f'{c.table} {c.row}'
+            if s not in seen:
+                seen.append(s)
+        return seen
+
+
+def _norm(s: str) -> str:
+    return s.strip().lower()
+
+
+def select_tables(tables: Sequence[Table], wanted: Optional[Iterable[str]]) -> List[Table]:
+    """Tables named by ``wanted`` (``'2'``, ``'T2'``, ``'t2'``); all when ``wanted`` is empty."""
+    if not wanted:
+        return list(tables)
+    by_id = {t.id.upper(): t for t in tables}
+    out = []
+    for w in wanted:
+        k = str(w).strip().upper()
+        k = k if k.startswith('T') else 'T' + k
+        if k not in by_id:
+            raise ValueError(f'unknown table {w!r}; known: {", ".join(sorted(by_id))}')
+        if by_id[k] not in out:
+            out.append(by_id[k])
+    return out
+
+
+def _dataset_keys(wanted: Optional[Iterable[str]]) -> Optional[set]:
+    if not wanted:
+        return None
+    lookup = {_norm(k): k for k in DATASETS}
+    lookup.update({_norm(v): k for k, v in DATASETS.items()})
+    out = set()
+    for w in wanted:
+        if _norm(w) not in lookup:
+            raise ValueError(f'unknown dataset {w!r}; known: {", ".join(DATASETS)} '
+                             f'(or {", ".join(DATASETS.values())})')
+        out.add(lookup[_norm(w)])
+    return out
+
+
+def _method_of(config: str) -> str:
+    parts = config.replace('\\', '/').split('/')
+    return parts[1] if len(parts) > 2 and parts[0] == 'configs' else ''
+
+
+def cells(tables: Sequence[Table], methods: Optional[Iterable[str]] = None,
+          datasets: Optional[Iterable[str]] = None) -> List[Cell]:
+    """Every cell group of ``tables``, filtered.
+
+    ``methods`` matches a row label (``'Config-A'``, ``'SAN'``) or a method folder
+    (``'aeroseg'`` = every config under ``configs/aeroseg/``), case-insensitively.
+    ``datasets`` takes keys (``isaid``) or labels (``iSAID``).
+    """
+    ds_keep = _dataset_keys(datasets)
+    m_keep = {_norm(m) for m in methods} if methods else None
+    if m_keep is not None:
+        known = {_norm(r.label) for t in tables for r in t.rows}
+        known |= {_norm(_method_of(r.config)) for t in tables for r in t.rows}
+        unknown = m_keep - known
+        if unknown:
+            raise ValueError(f'unknown method(s) {sorted(unknown)}; rows of the selected tables: '
+                             f'{sorted({r.label for t in tables for r in t.rows})}, method folders: '
+                             f'{sorted({_method_of(r.config) for t in tables for r in t.rows})}')
+    out = []
+    for t in tables:
+        for r in t.rows:
+            if m_keep is not None and _norm(r.label) not in m_keep \
+                    and _norm(_method_of(r.config)) not in m_keep:
+                continue
+            for ds in t.datasets:
+                if ds_keep is not None and ds not in ds_keep:
+                    continue
+                out.append(Cell(t.id, r.label, ds, r.config.format(ds=ds), r.train, t.metrics))
+    return out
+
+
+def plan_jobs(cell_list: Sequence[Cell], seeds: Sequence[int] = (0,)) -> List[JobSpec]:
+    """De-duplicate cells into jobs: one job per (config, seed), in first-needed order.
+
+    A config shared by several tables (the main AerOSeg config fills seven rows) runs once.
+    Two cells that name the same config but disagree on ``train`` are a spec error.
+    """
+    jobs: Dict[Tuple[str, int], JobSpec] = {}
+    for c in cell_list:
+        for s in seeds:
+            key = (c.config, int(s))
+            job = jobs.get(key)
+            if job is None:
+                job = jobs[key] = JobSpec(c.config, c.dataset, int(s), c.train)
+            elif job.train != c.train or job.dataset != c.dataset:
+                raise ValueError(f'spec error: {c.config} is used as train={job.train}/'
+                                 f'{job.dataset} and as train={c.train}/{c.dataset} ({c.table} {c.row})')
+            job.cells.append(c)
+    return list(jobs.values())
+
+
+# Training iterations stated by the paper (Sec. 4.2) for AerOSeg; the dry-run estimate falls back
+# to them when a config (and so its train_cfg.max_iters) does not exist yet.
+PAPER_ITERS: Mapping[str, int] = {'isaid': 10_000, 'dlrsd': 5_000, 'oem': 15_000}
+
+
+def paper_iterations(dataset: str) -> int:
+    return PAPER_ITERS[dataset]

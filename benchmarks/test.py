@@ -1,0 +1,120 @@
+"""Test one config (MMSegmentation ``tools/test.py`` conventions, on mmengine's Runner).
+
+    python -m benchmarks.test CONFIG [CHECKPOINT] [--work-dir DIR] [--show-dir DIR]
+        [--scale mini|full] [--data-root DIR] [--cfg-options k=v ...] [--launcher ...]
+
+CHECKPOINT may be omitted (or ``none``) for a training-free method whose config loads its own
+weights (SegEarth-OV). Checkpoints load through mmengine with torch's default
+``weights_only=True``: pass the ``final_weights.pth`` that ``benchmarks.train`` writes (or any
+plain state-dict file), not an ``iter_*.pth`` training checkpoint.
+
+Rank 0 writes the metrics (mmengine's test metrics dict: ``mIoU``, ``s-mIoU``, ``u-mIoU``,
+``h-mIoU``, ``IoU.<class>``) with config hash, checkpoint, timings and environment, atomically,
+to ``<work_dir>/metrics.json`` (``--metrics-out`` to change).
+"""
+from __future__ import annotations
+
+import argparse
+import numbers
+import os
+import os.path as osp
+import sys
+import time
+from datetime import datetime, timezone
+
+from benchmarks.common import (atomic_write_json, config_hash, environment, load_config,
+                               peak_memory)
+from benchmarks.train import register_all, setup_work_dir
+
+METRICS = 'metrics.json'
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    p = argparse.ArgumentParser(description='Test a segmentor (aeroseg-bench; mmseg conventions).')
+    p.add_argument('config', help='config file path')
+    p.add_argument('checkpoint', nargs='?', default=None,
+                   help='weights file (omit or "none" for a training-free method)')
+    p.add_argument('--work-dir', help='where logs and metrics.json go')
+    p.add_argument('--show-dir', help='save painted predictions here (needs the config\'s '
+                   'default_hooks.visualization)')
+    p.add_argument('--scale', choices=['full', 'mini'], default='full')
+    p.add_argument('--data-root', help='this dataset\'s processed root (overrides the config)')
+    p.add_argument('--metrics-out', help=f'metrics JSON path (default <work_dir>/{METRICS})')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+                   help='override config keys, "xxx=yyy" (mmengine DictAction syntax)')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args(argv)
+    if args.checkpoint is not None and args.checkpoint.lower() == 'none':
+        args.checkpoint = None
+    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
+        p.error(f'checkpoint not found: {args.checkpoint}')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg, show_dir: str) -> None:
+    hooks = cfg.get('default_hooks') or {}
+    if 'visualization' not in hooks:
+        raise RuntimeError('--show-dir needs a visualization hook: add default_hooks.visualization='
+                           'dict(type="SegVisualizationHook") to the config')
+    hooks['visualization']['draw'] = True
+    cfg.visualizer['save_dir'] = show_dir
+
+
+def to_plain(metrics) -> dict:
+    """mmengine metric values (numpy / torch scalars) as plain floats."""
+    out = {}
+    for k, v in dict(metrics).items():
+        if hasattr(v, 'item') and getattr(v, 'ndim', 0) == 0:
+            v = v.item()
+        if isinstance(v, numbers.Number):
+            v = float(v)
+        elif hasattr(v, 'tolist'):
+            v = v.tolist()
+        out[k] = v
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    t0 = time.time()
+    register_all()
+    from mmengine.runner import Runner
+
+    cfg = load_config(args.config, scale=args.scale, data_root=args.data_root,
+                      cfg_options=args.cfg_options)
+    h = config_hash(args.config, args.scale, args.data_root, args.cfg_options)
+    cfg.launcher = args.launcher
+    work_dir = setup_work_dir(cfg, args.work_dir, args.config)
+    if args.checkpoint is not None:
+        cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.show_dir:
+        trigger_visualization_hook(cfg, args.show_dir)
+
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        from mmengine.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    metrics = to_plain(runner.test() or {})
+
+    from mmengine.dist import is_main_process
+    if is_main_process():
+        out = args.metrics_out or osp.join(work_dir, METRICS)
+        atomic_write_json(out, {
+            'metrics': metrics, 'config': args.config, 'config_hash': h, 'scale': args.scale,
+            'checkpoint': args.checkpoint, 'data_root': args.data_root,
+            'cfg_options': args.cfg_options, 'launcher': args.launcher,
+            'wall_s': round(time.time() - t0, 2), 'argv': sys.argv,
+            'finished_at': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            **peak_memory(), **environment()})
+        print(f'metrics written to {out}', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Train one config (MMSegmentation ``tools/train.py`` conventions, on mmengine's Runner).
+
+    python -m benchmarks.train CONFIG [--work-dir DIR] [--resume] [--amp] [--scale mini|full]
+        [--data-root DIR] [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
+
+Multi-GPU: ``python -m torch.distributed.run --standalone --nproc_per_node N -m benchmarks.train
+CONFIG --launcher pytorch``; Slurm: ``srun ... python -m benchmarks.train CONFIG --launcher slurm``.
+
+Besides mmengine's own checkpoints (``iter_*.pth``, used by ``--resume``), rank 0 writes on
+success, atomically, into the work dir:
+
+* ``final_weights.pth`` - ``{'state_dict': tensors, 'meta': plain values}``: loads with
+  ``torch.load(weights_only=True)``, so testing never needs to unpickle a training checkpoint;
+* ``train_done.json`` - config hash, iterations, wall time, peak memory, versions, device.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import os.path as osp
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+
+from benchmarks.common import (atomic_write_json, config_hash, environment, load_config,
+                               peak_memory)
+
+FINAL_WEIGHTS = 'final_weights.pth'
+TRAIN_DONE = 'train_done.json'
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    p = argparse.ArgumentParser(description='Train a segmentor (aeroseg-bench; mmseg conventions).')
+    p.add_argument('config', help='config file path')
+    p.add_argument('--work-dir', help='where logs and checkpoints go (default: the config\'s '
+                   'work_dir, else ./work_dirs/<config name>)')
+    p.add_argument('--resume', action='store_true',
+                   help='resume from the latest checkpoint in the work dir (if any)')
+    p.add_argument('--amp', action='store_true', help='mixed precision (AmpOptimWrapper)')
+    p.add_argument('--scale', choices=['full', 'mini'], default='full',
+                   help='"mini": tiny widths on the generated mini data (CPU-sized)')
+    p.add_argument('--data-root', help='this dataset\'s processed root (overrides the config)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+                   help='override config keys, "xxx=yyy" (mmengine DictAction syntax)')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)  # torch.distributed.launch
+    args = p.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def register_all() -> None:
+    """Import the packages whose import registers models, datasets, transforms and metrics."""
+    import aeroseg  # noqa: F401
+    try:
+        import baselines  # noqa: F401
+    except ModuleNotFoundError as e:
+        if e.name != 'baselines':
+            raise
+
+
+def setup_work_dir(cfg, work_dir, config_path) -> str:
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    return cfg.work_dir
+
+
+def enable_amp(cfg) -> None:
+    ow = cfg.get('optim_wrapper')
+    if ow is None:
+        raise ValueError('--amp needs an optim_wrapper in the config')
+    if ow.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        print('AMP is already enabled in the config.', flush=True)
+        return
+    if ow.get('type', 'OptimWrapper') != 'OptimWrapper':
+        raise ValueError(f'--amp only converts optim_wrapper.type "OptimWrapper", got {ow["type"]!r}')
+    ow['type'] = 'AmpOptimWrapper'
+    ow['loss_scale'] = 'dynamic'
+
+
+def enable_own_checkpoint_resume(runner) -> bool:
+    """Let mmengine reload the run's OWN checkpoints under torch >= 2.6 (``weights_only``).
+
+    Delegates to the lead's ``aeroseg.utils.resume.enable_own_checkpoint_resume`` (scoped to this
+    run's work dir; never a global weights_only switch). Returns False when it is missing.
+    """
+    try:
+        from aeroseg.utils.resume import enable_own_checkpoint_resume as enable
+    except ModuleNotFoundError as e:
+        if e.name not in ('aeroseg.utils.resume',):
+            raise
+        warnings.warn('aeroseg.utils.resume is missing: resuming an mmengine checkpoint may fail '
+                      'under torch>=2.6 (weights_only) with "Unsupported global: '
+                      'mmengine.logging.history_buffer.HistoryBuffer".')
+        return False
+    params = [p for p in inspect.signature(enable).parameters.values()
+              if p.default is inspect.Parameter.empty
+              and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    enable(runner) if params else enable()
+    return True
+
+
+def save_final_weights(runner, path: str, meta: dict) -> None:
+    """Model weights only (CPU tensors) + plain meta, atomically; loads with weights_only=True."""
+    import torch
+    from mmengine.model import is_model_wrapper
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    tmp = f'{path}.tmp.{os.getpid()}'
+    try:
+        torch.save({'state_dict': sd, 'meta': meta}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    t0 = time.time()
+    register_all()
+    from mmengine.runner import Runner
+
+    cfg = load_config(args.config, scale=args.scale, data_root=args.data_root,
+                      cfg_options=args.cfg_options)
+    h = config_hash(args.config, args.scale, args.data_root, args.cfg_options)
+    cfg.launcher = args.launcher
+    work_dir = setup_work_dir(cfg, args.work_dir, args.config)
+    if args.amp:
+        enable_amp(cfg)
+    cfg.resume = bool(args.resume)
+
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        from mmengine.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    resumable = enable_own_checkpoint_resume(runner) if args.resume else None
+    runner.train()
+
+    from mmengine.dist import is_main_process
+    if is_main_process():
+        meta = {'config': args.config, 'config_hash': h, 'iter': int(runner.iter),
+                'scale': args.scale}
+        save_final_weights(runner, osp.join(work_dir, FINAL_WEIGHTS), meta)
+        done = dict(meta, final_weights=FINAL_WEIGHTS, data_root=args.data_root,
+                    cfg_options=args.cfg_options, resumed=bool(args.resume),
+                    own_resume_helper=resumable, amp=bool(args.amp), launcher=args.launcher,
+                    wall_s=round(time.time() - t0, 2), argv=sys.argv,
+                    finished_at=datetime.now(timezone.utc).isoformat(timespec='seconds'),
+                    **peak_memory(), **environment())
+        atomic_write_json(osp.join(work_dir, TRAIN_DONE), done)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,3 @@
+# Table 3 Config-B: SAM guidance, one generic prompt, BCE + back-projection loss.
+_base_ = ['../aeroseg_vitb16_isaid.py']
+model = dict(templates='generic')

@@ -1,0 +1,3 @@
+# Table 5: back-projection reconstructs CLIP dense features (unrotated pass).
+_base_ = ['../aeroseg_vitb16_dlrsd.py']
+model = dict(back_projection=dict(target='clip'))

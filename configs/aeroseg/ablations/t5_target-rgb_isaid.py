@@ -1,0 +1,3 @@
+# Table 5: back-projection reconstructs RGB (each token's pixels, per-patch standardised).
+_base_ = ['../aeroseg_vitb16_isaid.py']
+model = dict(back_projection=dict(target='rgb'))

@@ -1,0 +1,6 @@
+# AerOSeg (CLIP ViT-B/16 + SAM ViT-L), Table 2 / Config-C on OpenEarthMap; paper §4.2: 10k / 5k / 15k iterations for iSAID / DLRSD / OEM.
+_base_ = [
+    '../_base_/models/aeroseg_vitb16.py', '../_base_/datasets/oem.py',
+    '../_base_/schedules/catseg_15k.py', '../_base_/default_runtime.py'
+]
+model = dict(vocabulary=dict(split='oem', train='seen', test='all'))

@@ -1,0 +1,7 @@
+# CAT-Seg ViT-B/16 on OpenEarthMap; the schedule equals AerOSeg's per dataset (paper §4.2) so Table 2 compares like with like;
+# CAT-Seg's official 80k: --cfg-options via _base_/schedules/catseg_80k.py (see README).
+_base_ = [
+    '../_base_/models/catseg_vitb16.py', '../_base_/datasets/oem.py',
+    '../_base_/schedules/catseg_15k.py', '../_base_/default_runtime.py'
+]
+model = dict(vocabulary=dict(split='oem', train='seen', test='all'))

@@ -1,0 +1,6 @@
+# OVRS ViT-B/16 on OpenEarthMap; schedule as AerOSeg's per dataset (paper §4.2).
+_base_ = [
+    '../_base_/models/ovrs_vitb16.py', '../_base_/datasets/oem.py',
+    '../_base_/schedules/catseg_15k.py', '../_base_/default_runtime.py'
+]
+model = dict(vocabulary=dict(split='oem', train='seen', test='all'))

@@ -1,0 +1,162 @@
+"""Runner without training: dry-run, lock, commands, job states (fast; no mmengine runs)."""
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from benchmarks import run
+from benchmarks.tables import TABLES, cells, plan_jobs
+
+from conftest import REPO, bench_env, run_bench
+
+
+def test_dry_run_full_prints_every_job_and_touches_nothing(tmp_path):
+    work, res, cache, data = (tmp_path / n for n in ('work', 'results', 'cache', 'data'))
+    env = bench_env(AEROSEG_CACHE=cache)
+    for scale in ('full', 'mini'):
+        r = run_bench(['--dry-run', '--scale', scale, '--work-dir', work, '--results-dir', res,
+                       '--data-root', data, '--commands'], env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        out = r.stdout
+        assert f'Plan: 45 jobs (scale {scale}' in out
+        for j in plan_jobs(cells(TABLES)):
+            assert j.config in out                     # every job listed (and its command)
+            assert f'{Path(j.config).with_suffix("").as_posix()[len("configs/"):]}' in out
+        assert 'Estimate:' in out and ('GPU-h' if scale == 'full' else 'CPU-h') in out
+        assert '--cfg-options randomness.seed=0' in out
+    assert not any(p.exists() for p in (work, res, cache, data)), 'dry-run must not write anything'
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_uses_config_iterations_and_states(fake_world, tmp_path):
+    pytest.importorskip('mmengine')
+    root, spec = fake_world
+    r = run_bench(['--dry-run', '--spec', spec, '--work-dir', tmp_path / 'w', '--results-dir',
+                   tmp_path / 'r', '--commands'])
+    assert r.returncode == 0, r.stderr
+    assert 'Plan: 3 jobs' in r.stdout                  # AerOSeg shared by T2 and T8: once
+    assert 'missing config' in r.stdout and 'T2 SAN' in r.stdout
+    assert '20 it (train_cfg.max_iters)' in r.stdout   # read from the config, not the paper
+    assert 'test only' in r.stdout                     # training-free row
+    assert not (tmp_path / 'w').exists()
+
+
+def _opts(**kw):
+    base = dict(python='py', gpus=1, launcher='none', scale='full', partition=None, gpus_per_node=8,
+                cpus_per_task=5, srun_args='', job_name='b')
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def _job(tmp_path, train=True):
+    spec = plan_jobs(cells(TABLES, methods=['Config-A'], datasets=['oem']), seeds=[3])[0]
+    spec.train = train
+    return run.Job(spec, run.job_name(spec.config), REPO / spec.config, tmp_path / 'job',
+                   run.data_root_for('/data', spec.dataset), True, hash='abc')
+
+
+def test_commands_single_multi_gpu_and_slurm(tmp_path):
+    j = _job(tmp_path)
+    c = run.train_command(j, _opts(), resume=True)
+    assert c[:4] == ['py', '-m', 'benchmarks.train', 'configs/aeroseg/ablations/t3_config-a_oem.py']
+    assert c[c.index('--data-root') + 1] == '/data/oem'
+    assert c[c.index('--cfg-options') + 1] == 'randomness.seed=3'
+    assert '--resume' in c and c[-2:] == ['--launcher', 'none']
+    c = run.test_command(j, _opts(gpus=4))
+    assert c[:6] == ['py', '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=4', '-m']
+    assert c[6:9] == ['benchmarks.test', 'configs/aeroseg/ablations/t3_config-a_oem.py',
+                      str(tmp_path / 'job' / 'final_weights.pth')]
+    assert c[-2:] == ['--launcher', 'pytorch']
+    c = run.train_command(j, _opts(gpus=2, launcher='slurm', partition='gpu'), resume=False)
+    assert c[:3] == ['srun', '-p', 'gpu'] and '--gres=gpu:2' in c and '--ntasks=2' in c
+    assert c[-2:] == ['--launcher', 'slurm'] and '--resume' not in c
+    free = run.test_command(_job(tmp_path, train=False), _opts())
+    assert 'final_weights.pth' not in ' '.join(free)
+
+
+def test_assess_states(tmp_path):
+    j = _job(tmp_path)
+    assert run.assess(j) == 'todo'
+    j.dir.mkdir()
+    ck = j.dir / 'iter_5.pth'
+    ck.write_bytes(b'x')
+    (j.dir / 'last_checkpoint').write_text(str(ck))
+    (j.dir / 'job.json').write_text(json.dumps({'config_hash': 'abc', 'status': 'running'}))
+    assert run.assess(j) == 'resume'
+    (j.dir / 'train_done.json').write_text(json.dumps({'config_hash': 'abc'}))
+    (j.dir / 'final_weights.pth').write_bytes(b'x')
+    assert run.assess(j) == 'test'
+    (j.dir / 'metrics.json').write_text(json.dumps({'config_hash': 'abc', 'metrics': {'h-mIoU': 1}}))
+    assert run.assess(j) == 'done'
+    assert run.assess(j, force=True) == 'stale'
+    j.hash = 'changed'                                  # config edited since: start afresh
+    assert run.assess(j) == 'stale'
+    j.exists = False
+    assert run.assess(j) == 'missing'
+
+
+def test_lock_refuses_live_owner_and_takes_over_stale(tmp_path):
+    a = run.RunLock(tmp_path)
+    a.acquire()
+    info = json.loads((tmp_path / run.LOCK_NAME).read_text())
+    assert info['pid'] == os.getpid() and info['host'] == platform.node()
+    with pytest.raises(run.LockedError, match=f'pid {os.getpid()}'):
+        run.RunLock(tmp_path).acquire()
+    a.release()
+    assert not (tmp_path / run.LOCK_NAME).exists()
+    # stale: the owner pid is gone
+    p = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    (tmp_path / run.LOCK_NAME).write_text(json.dumps({'pid': int(p.stdout), 'host': platform.node(),
+                                                      'started': 'x', 'argv': []}))
+    b = run.RunLock(tmp_path)
+    b.acquire()
+    assert json.loads((tmp_path / run.LOCK_NAME).read_text())['pid'] == os.getpid()
+    b.release()
+    # pid reused by another process: start time differs -> stale
+    (tmp_path / run.LOCK_NAME).write_text(json.dumps({'pid': os.getpid(), 'host': platform.node(),
+                                                      'proc_start': '1', 'argv': []}))
+    run.RunLock(tmp_path).acquire()
+
+
+def test_second_runner_process_refuses(fake_world, tmp_path):
+    root, spec = fake_world
+    lock = run.RunLock(tmp_path)
+    lock.acquire()
+    try:
+        r = run_bench(['--spec', spec, '--work-dir', tmp_path, '--results-dir', tmp_path / 'r'], timeout=120)
+    finally:
+        lock.release()
+    assert r.returncode == 2
+    assert 'another benchmark runner holds' in r.stderr and str(os.getpid()) in r.stderr
+    assert not (tmp_path / 'r').exists()
+
+
+def test_error_line_from_log(tmp_path):
+    log = tmp_path / 'run.log'
+    log.write_text('Traceback (most recent call last):\n  File "x"\nKeyError: \'FooHead is not in the '
+                   'mmseg::model registry\'\nsome trailing line\n')
+    assert run.error_from_log(log, 1) == "exit 1: KeyError: 'FooHead is not in the mmseg::model registry'"
+
+
+@pytest.mark.skipif(not (REPO / '.venv' / 'bin' / 'python').is_file(), reason='no .venv')
+def test_run_all_sh_defaults_to_mini_without_data_root(tmp_path):
+    env = bench_env(AEROSEG_CACHE=tmp_path / 'cache')
+    common = ['--dry-run', '--work-dir', tmp_path / 'w', '--results-dir', tmp_path / 'r']
+    sh = lambda *a: subprocess.run(['bash', str(REPO / 'run_all.sh'), *map(str, a)], cwd=tmp_path,
+                                   env=env, capture_output=True, text=True, timeout=120)
+    r = sh(*common)
+    assert r.returncode == 0, r.stderr
+    assert 'Plan: 45 jobs (scale mini' in r.stdout and 'running --scale mini' in r.stderr
+    r = sh(*common, '--data-root', tmp_path / 'data', '--tables', '6')
+    assert r.returncode == 0, r.stderr
+    assert 'Plan: 4 jobs (scale full' in r.stdout
+    env['AEROSEG_DATA'] = str(tmp_path / 'data')
+    r = subprocess.run(['bash', str(REPO / 'run_all.sh'), *map(str, common)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert 'Plan: 45 jobs (scale full' in r.stdout
+    assert list(tmp_path.iterdir()) == []

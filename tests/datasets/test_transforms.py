@@ -1,0 +1,48 @@
+"""HideUnseenClasses and CheckLabelValues."""
+import numpy as np
+import pytest
+from mmseg.registry import TRANSFORMS
+
+import aeroseg.datasets  # noqa: F401  (registers)
+from aeroseg.datasets.splits import get_split
+
+
+def test_hide_unseen_from_split_keeps_full_id_space():
+    unseen = get_split('isaid').unseen  # 3 6 8 9 12 14
+    t = TRANSFORMS.build(dict(type='HideUnseenClasses', split='isaid'))
+    gt = np.array([list(range(15)) + [255]], np.uint8)
+    out = t(dict(gt_seg_map=gt.copy()))['gt_seg_map']
+    assert out.dtype == np.uint8 and out.shape == gt.shape
+    for v in range(15):
+        assert out[0, v] == (255 if v in unseen else v)
+    assert out[0, 15] == 255
+
+
+def test_hide_unseen_explicit_ids_and_other_dtypes():
+    t = TRANSFORMS.build(dict(type='HideUnseenClasses', unseen_ids=[1, 2], ignore_index=255))
+    gt = np.array([[0, 1, 2, 3, 255]], np.int64)
+    np.testing.assert_array_equal(t(dict(gt_seg_map=gt))['gt_seg_map'], [[0, 255, 255, 3, 255]])
+    same = TRANSFORMS.build(dict(type='HideUnseenClasses', unseen_ids=[]))
+    np.testing.assert_array_equal(same(dict(gt_seg_map=gt.copy()))['gt_seg_map'], gt)
+
+
+def test_hide_unseen_bad_arguments():
+    with pytest.raises(ValueError, match='unseen_ids'):
+        TRANSFORMS.build(dict(type='HideUnseenClasses'))
+    with pytest.raises(KeyError, match='unknown dataset'):
+        TRANSFORMS.build(dict(type='HideUnseenClasses', split='nope'))
+    with pytest.raises(ValueError, match='ignore_index'):
+        TRANSFORMS.build(dict(type='HideUnseenClasses', unseen_ids=[255]))
+    with pytest.raises(KeyError, match='LoadAnnotations'):
+        TRANSFORMS.build(dict(type='HideUnseenClasses', split='oem'))(dict())
+
+
+def test_check_label_values():
+    t = TRANSFORMS.build(dict(type='CheckLabelValues', split='oem'))
+    ok = np.array([[0, 7, 255]], np.uint8)
+    assert t(dict(gt_seg_map=ok))['gt_seg_map'] is ok
+    with pytest.raises(ValueError, match=r"a/b\.png holds value\(s\) \[8, 254\]"):
+        t(dict(gt_seg_map=np.array([[0, 8, 254]], np.uint8), seg_map_path='a/b.png'))
+    t16 = TRANSFORMS.build(dict(type='CheckLabelValues', num_classes=3))
+    with pytest.raises(ValueError, match=r'\[-1\]'):
+        t16(dict(gt_seg_map=np.array([[-1, 0]], np.int16)))
