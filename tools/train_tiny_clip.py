@@ -18,7 +18,7 @@ and ``<name>_train_log.txt`` (the measured numbers quoted in the README).
 
 Reproduce (2 CPU threads, ~15-20 min on the shared 2-core machine)::
 
-    .venv/bin/python tools/train_tiny_clip.py --steps 500 --seed 0
+    .venv/bin/python tools/train_tiny_clip.py --crop-steps 900 --full-steps 100 --seed 0
 
 Evaluation only (image-level top-k precision and dense value-path zero-shot mIoU on the mini
 datasets' val splits, never seen in pretraining)::
@@ -94,20 +94,50 @@ def to_tensor(imgs: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
-def sample_batch(imgs, cmaps, rng: np.random.Generator, batch: int):
+def sample_batch(imgs, cmaps, rng: np.random.Generator, batch: int, crop: int = None, patch: int = 8):
+    """Augmented (rot90 / flip) scenes or native-scale crops, with fresh captions of what is in view.
+
+    With ``crop`` (a multiple of ``patch``), each sample is a crop at a random patch-aligned
+    offset; ``pos_idx`` (B, (crop/patch)^2) gives the crop's token positions in the full image's
+    patch grid, so the crop's tokens get the positional embeddings they have in the full image.
+    """
+    size = imgs.shape[1]
+    g = size // patch
     idx = rng.integers(0, len(imgs), batch)
-    xs, caps = [], []
+    xs, caps, pos = [], [], []
     for i in idx:
         k, flip = int(rng.integers(4)), bool(rng.integers(2))
         im, cm = np.rot90(imgs[i], k), np.rot90(cmaps[i], k)
         if flip:
             im, cm = im[:, ::-1], cm[:, ::-1]
+        if crop:
+            c = crop // patch
+            oy, ox = rng.integers(0, g - c + 1, 2)
+            im = im[oy * patch:(oy + c) * patch, ox * patch:(ox + c) * patch]
+            cm = cm[oy * patch:(oy + c) * patch, ox * patch:(ox + c) * patch]
+            pos.append(((oy + np.arange(c))[:, None] * g + (ox + np.arange(c))[None, :]).ravel())
         cm = cm.astype(np.int16)
         cm[cm == 255] = -1
         cap, _ = mini.make_caption(cm, rng)
         xs.append(np.ascontiguousarray(im))
         caps.append(cap)
-    return to_tensor(np.stack(xs)), caps
+    pos_idx = torch.from_numpy(np.stack(pos)) if crop else None
+    return to_tensor(np.stack(xs)), caps, pos_idx
+
+
+def encode_image_crops(visual, x: torch.Tensor, pos_idx: torch.Tensor) -> torch.Tensor:
+    """open_clip VisionTransformer.forward (``_embeds`` -> transformer -> ``_pool`` -> proj, v3.3.0)
+    with the positional embeddings gathered at the crop's token positions (``pos_idx``)."""
+    x = visual.conv1(x)
+    B, D = x.shape[:2]
+    x = x.reshape(B, D, -1).permute(0, 2, 1)
+    pe = visual.positional_embedding.to(x.dtype)
+    x = x + pe[1:][pos_idx]
+    cls = (visual.class_embedding.to(x.dtype) + pe[0]).expand(B, 1, D)
+    x = visual.ln_pre(visual.patch_dropout(torch.cat([cls, x], dim=1)))
+    x = visual.transformer(x)
+    pooled, _ = visual._pool(x)
+    return pooled @ visual.proj if visual.proj is not None else pooled
 
 
 # ------------------------------------------------------------------------------------------
@@ -266,8 +296,12 @@ def param_groups(model, wd: float):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', type=Path, default=REPO / 'aeroseg' / 'assets' / 'mini')
-    ap.add_argument('--steps', type=int, default=500)
+    ap.add_argument('--crop-steps', type=int, default=900,
+                    help='steps on native-scale crops (cheap: (crop/8)^2 tokens instead of 256)')
+    ap.add_argument('--full-steps', type=int, default=100, help='final steps on full 128-px scenes')
+    ap.add_argument('--crop', type=int, default=64)
     ap.add_argument('--batch', type=int, default=128)
+    ap.add_argument('--full-batch', type=int, default=64)
     ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--wd', type=float, default=0.1)
     ap.add_argument('--warmup', type=int, default=40)
@@ -308,20 +342,25 @@ def main(argv=None):
     from open_clip.loss import ClipLoss
     loss_fn = ClipLoss()
     opt = torch.optim.AdamW(param_groups(model, args.wd), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    steps = args.crop_steps + args.full_steps
     sched = lambda s: (s + 1) / args.warmup if s < args.warmup else \
-        0.5 * (1 + math.cos(math.pi * (s - args.warmup) / max(1, args.steps - args.warmup)))
+        0.5 * (1 + math.cos(math.pi * (s - args.warmup) / max(1, steps - args.warmup)))
     rng = np.random.default_rng([args.seed, PRETRAIN_STREAM, 10 ** 9])
     used = torch.zeros(MODEL_CFG['text_cfg']['vocab_size'], dtype=torch.bool)
     model.train()
     t0, ema = time.time(), None
-    for step in range(args.steps):
+    for step in range(steps):
         for g in opt.param_groups:
             g['lr'] = args.lr * sched(step)
-        x, caps = sample_batch(imgs, cmaps, rng, args.batch)
+        crop = args.crop if step < args.crop_steps else None
+        x, caps, pos_idx = sample_batch(imgs, cmaps, rng, args.batch if crop else args.full_batch, crop)
         text = tokenizer(caps)
         used[text.unique()] = True
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=args.bf16):
-            fi = model.encode_image(x, normalize=True)
+            if crop:
+                fi = F.normalize(encode_image_crops(model.visual, x, pos_idx), dim=-1)
+            else:
+                fi = model.encode_image(x, normalize=True)
             ft = model.encode_text(text, normalize=True)
         loss = loss_fn(fi.float(), ft.float(), model.logit_scale.exp())
         opt.zero_grad(set_to_none=True)
@@ -330,14 +369,14 @@ def main(argv=None):
         with torch.no_grad():  # open_clip/training/train.py: clamp to ln(100)
             model.logit_scale.clamp_(0, math.log(100))
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
-        if step % 20 == 0 or step == args.steps - 1:
+        if step % 20 == 0 or step == steps - 1 or step == args.crop_steps:
             el = time.time() - t0
-            log(f'step {step}/{args.steps} loss {loss.item():.3f} (ema {ema:.3f}) scale '
+            log(f'step {step}/{steps} {"crop" if crop else "full"} loss {loss.item():.3f} (ema {ema:.3f}) scale '
                 f'{model.logit_scale.exp().item():.1f} lr {opt.param_groups[0]["lr"]:.2e} '
                 f'{el / (step + 1):.2f}s/step, elapsed {el / 60:.1f} min', fh)
     train_min = (time.time() - t0) / 60
     ev = evaluate(model, tokenizer, args.eval_limit)
-    log(f'trained {args.steps} steps in {train_min:.1f} min (total {(time.time() - t_start) / 60:.1f} min)', fh)
+    log(f'trained {steps} steps in {train_min:.1f} min (total {(time.time() - t_start) / 60:.1f} min)', fh)
     log('trained (fp32, in memory):\n' + format_eval(ev), fh)
     if not args.no_save:
         save_checkpoint(model, ckpt_path, used.nonzero().flatten())

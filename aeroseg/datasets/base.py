@@ -121,9 +121,6 @@ class OVSegDataset(BaseSegDataset):
 
     def load_data_list(self) -> List[dict]:
         self._check_folders()
-        if not self.ann_file:
-            # mmseg lists the image folder when ann_file is a folder; '' means "no list"
-            self.ann_file = self.data_prefix.get('img_path') or ''
         data_list = super().load_data_list()
         img_dir = self.data_prefix.get('img_path')
         if not data_list:

@@ -180,6 +180,11 @@ def _load_clip_file(path: str, what: str) -> Dict[str, torch.Tensor]:
     return sd
 
 
+def _clear_text_cache_hook(module, incompatible_keys):
+    """load_state_dict post hook: new weights make cached text embeddings stale."""
+    module.clear_text_cache()
+
+
 @MODELS.register_module()
 class CLIPDenseBackbone(BaseModule):
     """open_clip CLIP (ViT) giving dense value-path tokens, intermediate taps and text embeddings.
@@ -309,7 +314,7 @@ class CLIPDenseBackbone(BaseModule):
         self._apply_finetune_policy()
         self.cache_text = cache_text
         self._text_cache: Dict[Tuple, torch.Tensor] = {}
-        self.register_load_state_dict_post_hook(lambda module, incompatible: module.clear_text_cache())
+        self.register_load_state_dict_post_hook(_clear_text_cache_hook)
 
     # ------------------------------------------------------------------ setup
     def _split_attention(self) -> None:

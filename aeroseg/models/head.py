@@ -262,7 +262,7 @@ class CostAggregationHead(BaseModule):
         refined = x
         for block, dg in zip(self.decoders, dec):
             x = block(x, dg)
-        Bc, C, T, H, W = x.shape
+        _, C, T, H, W = x.shape
         logits = self.head(x.transpose(1, 2).reshape(B * T, C, H, W)).reshape(B, T, H, W)
 
         if classes is not None:

@@ -61,9 +61,10 @@ def _shift_mask_cpu(H: int, W: int, win: int, shift: int) -> torch.Tensor:
     return torch.zeros_like(diff).masked_fill(diff != 0, _MASK_VALUE)  # (nW, N, N)
 
 
+@lru_cache(maxsize=32)
 def shifted_window_mask(H: int, W: int, win: int, shift: int, device=None, dtype=torch.float32):
     """Additive attention mask (nW, win*win, win*win) of the shifted-window block: 0 inside a
-    region, -100 between regions that the cyclic shift brought together."""
+    region, -100 between regions that the cyclic shift brought together (cached per device)."""
     return _shift_mask_cpu(H, W, win, shift).to(device=device, dtype=dtype)
 
 

@@ -85,6 +85,9 @@ class OpenVocabCostSegmentor(BaseSegmentor):
         if back_projection is not None:
             bp = dict(back_projection)
             target = bp.get('target', 'sam')
+            if target == 'sam' and self.guidance is None:
+                raise ValueError("back_projection.target='sam' needs a guidance encoder; set "
+                                 "model.guidance or use target='clip' / 'rgb'")
             bp.setdefault('num_classes', len(self.train_vocabulary))
             bp.setdefault('in_channels', self.head.hidden_dim)
             if target == 'sam' and self.guidance is not None:
@@ -94,9 +97,6 @@ class OpenVocabCostSegmentor(BaseSegmentor):
             elif target == 'rgb':
                 bp.setdefault('out_channels', 3 * self.clip.patch_size[0] * self.clip.patch_size[1])
             self.back_projection = MODELS.build(bp)
-            if target == 'sam' and self.guidance is None:
-                raise ValueError("back_projection.target='sam' needs a guidance encoder; set "
-                                 "model.guidance or use target='clip' / 'rgb'")
         self.align_corners = False
 
     def _complete_head_cfg(self, head: dict) -> dict:

@@ -160,3 +160,19 @@ def test_run_all_sh_defaults_to_mini_without_data_root(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert 'Plan: 45 jobs (scale full' in r.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_config_hash_is_content_based(tmp_path, monkeypatch):
+    pytest.importorskip('mmengine')
+    from benchmarks.common import config_hash
+    (tmp_path / 'base.py').write_text('a = 1\nb = dict(c=2)\n')
+    (tmp_path / 'x.py').write_text("_base_ = ['base.py']\nb = dict(c=3)\nwork_dir = 'anywhere'\n")
+    h = config_hash(tmp_path / 'x.py')
+    monkeypatch.chdir(tmp_path)
+    assert config_hash('x.py') == h                                   # path form does not matter
+    assert config_hash('x.py', cfg_options={'work_dir': 'elsewhere'}) == h
+    assert config_hash('x.py', cfg_options={'randomness.seed': 1}) != h
+    assert config_hash('x.py', scale='mini') != h
+    assert config_hash('x.py', data_root='/data/isaid') != h
+    (tmp_path / 'base.py').write_text('a = 2\nb = dict(c=2)\n')      # an edited _base_ counts
+    assert config_hash('x.py') != h

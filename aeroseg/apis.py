@@ -1,0 +1,76 @@
+"""Inference on your own imagery with your own class names.
+
+    from aeroseg.apis import init_model, segment
+    model = init_model('configs/aeroseg/aeroseg_vitb16_isaid.py', 'work_dirs/.../iter_10000.pth')
+    class_map = segment(model, 'tile.png', ['ship', 'harbor', 'oil tank', 'water'])
+
+``segment`` returns an (H, W) uint8 array of indices into the given class list. The checkpoint
+holds every weight (CLIP, guidance encoder, head), so the CLIP / SAM files named in the config
+are not needed for inference; the checkpoint is loaded with ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from .config import load_config
+from .datasets.splits import resolve_class_names
+from .utils.checkpoint import load_external_state_dict, load_into
+
+__all__ = ['init_model', 'segment', 'segment_scores']
+
+
+def init_model(config: str, checkpoint: Optional[str] = None, device: str = 'cpu',
+               scale: str = 'full', cfg_options: Optional[dict] = None):
+    """Build the model of ``config`` and load a trained ``checkpoint`` (our or a plain state dict)."""
+    import aeroseg  # noqa: F401  (registers everything)
+    from mmseg.registry import MODELS
+    from mmengine.registry import init_default_scope
+    cfg = load_config(config, scale=scale, data_root=os.devnull if scale == 'mini' else None,
+                      cfg_options=cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model_cfg = cfg.model
+    if checkpoint is not None:  # all weights come from the checkpoint
+        model_cfg.clip.pretrained = None
+        if model_cfg.get('guidance') is not None:
+            model_cfg.guidance.checkpoint = None
+    model = MODELS.build(model_cfg)
+    if checkpoint is not None:
+        sd = load_external_state_dict(checkpoint, what=f'trained model {os.path.basename(checkpoint)}')
+        sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
+        load_into(model, sd, what=f'trained model {checkpoint!r} for {os.path.basename(config)}')
+    model.cfg = cfg
+    return model.to(device).eval()
+
+
+def _load_image(image: Union[str, np.ndarray]) -> np.ndarray:
+    if isinstance(image, (str, os.PathLike)):
+        from PIL import Image
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f'image not found: {image!r}')
+        return np.asarray(Image.open(image).convert('RGB'))
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f'expected an RGB image (H, W, 3), got shape {arr.shape}')
+    return arr
+
+
+@torch.no_grad()
+def segment_scores(model, image: Union[str, np.ndarray], class_names: Sequence[str]) -> np.ndarray:
+    """Per-class scores (N, H, W) in [0, 1] for ``class_names`` on an RGB image."""
+    names = resolve_class_names(class_names)
+    rgb = _load_image(image)
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float()
+    x = x.to(next(model.parameters()).device)
+    return model.predict_logits(x, names)[0].cpu().numpy()
+
+
+def segment(model, image: Union[str, np.ndarray], class_names: Sequence[str]) -> np.ndarray:
+    """(H, W) uint8 class map: index i means ``class_names[i]``."""
+    scores = segment_scores(model, image, class_names)
+    if scores.shape[0] > 255:
+        raise ValueError('at most 255 class names fit a uint8 class map')
+    return scores.argmax(0).astype(np.uint8)

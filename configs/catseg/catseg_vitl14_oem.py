@@ -1,0 +1,6 @@
+# CAT-Seg ViT-L/14@336 on oem; schedule as AerOSeg's per dataset (paper §4.2).
+_base_ = [
+    '../_base_/models/catseg_vitl14.py', '../_base_/datasets/oem.py',
+    '../_base_/schedules/catseg_15k.py', '../_base_/default_runtime.py'
+]
+model = dict(vocabulary=dict(split='oem', train='seen', test='all'))
