@@ -75,6 +75,8 @@ def apply_mini_scale(cfg: Config, data_root: Optional[str] = None) -> Config:
                 tiny[k] = g[k]
         model.guidance = tiny
     model.head.update(m.head)
+    if g is None:  # CLIP decoder guidance through the transposed convs: small widths too
+        model.head.decoder_guidance_dims = tuple(m.clip_decoder_guidance_dims)
     if model.get('back_projection') is not None:
         model.back_projection.update(m.back_projection)
     model.data_preprocessor.size = (m.crop, m.crop)

@@ -96,17 +96,24 @@ def _jsonable(obj: Any):
     return repr(obj)
 
 
+def read_config(path: str | os.PathLike):
+    """The config file as mmengine resolves it, without importing ``custom_imports``."""
+    from mmengine.config import Config
+    return Config.fromfile(os.fspath(path), import_custom_modules=False)
+
+
 def config_hash(path: str | os.PathLike, scale: str = 'full', data_root: Optional[str] = None,
-                cfg_options: Optional[Mapping[str, Any]] = None) -> str:
+                cfg_options: Optional[Mapping[str, Any]] = None, raw=None) -> str:
     """sha256 (16 hex) of the config as mmengine resolves it (``_base_`` inheritance, environment
     placeholders, ``cfg_options`` merged) plus ``scale`` and ``data_root``.
 
     Reads config files only: no data is touched and no custom modules are imported, so the
     dry-run can tell finished jobs from stale ones. The mini overlay's own code is not part of
     the hash (it lives in ``aeroseg.config``); ``--force`` reruns after changing it.
+    ``raw``: the result of :func:`read_config` for ``path``, when already at hand (not modified).
     """
-    from mmengine.config import Config
-    cfg = Config.fromfile(os.fspath(path), import_custom_modules=False)
+    import copy
+    cfg = read_config(path) if raw is None else copy.deepcopy(raw)
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
     try:

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from benchmarks import results as R
-from benchmarks.common import REPO_ROOT, atomic_write_json, atomic_write_text, config_hash, read_json
+from benchmarks.common import (REPO_ROOT, atomic_write_json, atomic_write_text, config_hash,
+                               read_config, read_json)
 from benchmarks.tables import (DATASETS, VAL_IMAGES, Cell, JobSpec, cells, paper_iterations,
                                plan_jobs, select_tables)
 
@@ -88,7 +89,7 @@ class Job:
     exists: bool
     hash: Optional[str] = None
     error: Optional[str] = None    # config could not be read
-    state: str = 'todo'            # missing | config-error | done | stale | resume | test | todo
+    state: str = 'todo'            # missing | config-error | done | stale | forced | resume | test | todo
     est_train_s: float = 0.0
     est_test_s: float = 0.0
     basis: str = ''
@@ -160,10 +161,10 @@ def assess(job: Job, force: bool = False) -> str:
     td = read_json(job.dir / TRAIN_DONE)
     stored = {x.get('config_hash') for x in (read_json(job.dir / JOB_JSON), td, m) if x}
     stored.discard(None)
-    if force and job.dir.exists():
-        return 'stale'
     if stored and stored != {job.hash}:
         return 'stale'
+    if force and job.dir.exists():
+        return 'forced'
     if not job.spec.train:
         return 'test'
     if td and td.get('config_hash') == job.hash and (job.dir / FINAL_WEIGHTS).is_file():
@@ -171,6 +172,17 @@ def assess(job: Job, force: bool = False) -> str:
     if has_checkpoint(job.dir):
         return 'resume'
     return 'todo'
+
+
+_RAW: Dict[Tuple[str, float], object] = {}
+
+
+def _raw_config(path: Path):
+    """Parsed config, cached per (path, mtime) within this process (plan + estimate + tables)."""
+    key = (str(path), path.stat().st_mtime)
+    if key not in _RAW:
+        _RAW[key] = read_config(path)
+    return _RAW[key]
 
 
 def build_jobs(specs: Sequence[JobSpec], work_dir: Path, scale: str,
@@ -186,7 +198,8 @@ def build_jobs(specs: Sequence[JobSpec], work_dir: Path, scale: str,
             k = (str(path), s.seed)
             if k not in hashes:
                 try:
-                    hashes[k] = (config_hash(path, scale, j.data_root, j.cfg_options), None)
+                    hashes[k] = (config_hash(path, scale, j.data_root, j.cfg_options,
+                                             raw=_raw_config(path)), None)
                 except Exception as e:  # a config being written, a syntax error...
                     hashes[k] = (None, f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}')
             j.hash, j.error = hashes[k]
@@ -198,8 +211,7 @@ def build_jobs(specs: Sequence[JobSpec], work_dir: Path, scale: str,
 # --------------------------------------------------------------------------------- estimate ---
 def _config_iters(path: Path) -> Optional[int]:
     try:
-        from mmengine.config import Config
-        cfg = Config.fromfile(str(path), import_custom_modules=False)
+        cfg = _raw_config(path)
         it = (cfg.get('train_cfg') or {}).get('max_iters')
         return int(it) if it else None
     except Exception:
@@ -227,24 +239,19 @@ def _measured(jobs: Sequence[Job], work_dir: Path, scale: str) -> Dict[str, Tupl
     root = work_dir / scale
     if not root.is_dir():
         return {}
-    dirs = seed_dirs(root)
-    for d in dirs:
-        td = read_json(d / TRAIN_DONE)
-        if not td or not td.get('wall_s') or not td.get('iter'):
-            continue
-        method = job_name(td.get('config', '')).split('/')[0]
+    for d in seed_dirs(root):
+        rel = d.relative_to(root).parts          # (<method>, ..., <config name>, seed<K>)
+        method = rel[0] if len(rel) > 1 else ''
+        ds = next((k for k in DATASETS if rel[-2].endswith('_' + k)), None) if len(rel) > 1 else None
+        td = read_json(d / TRAIN_DONE) or {}
         rec = read_json(d / JOB_JSON) or {}
-        wall = rec.get('train_wall_s') or td['wall_s']  # all attempts of a resumed job
-        v = wall if scale == 'mini' else wall / td['iter']
-        out.setdefault(method, [[], []])[0].append(v)
-    for d in dirs:
-        m = read_json(d / METRICS)
-        if not m or not m.get('wall_s'):
-            continue
-        method = job_name(m.get('config', '')).split('/')[0]
-        ds = next((k for k in DATASETS if re.search(rf'_{k}(\.py)?$', str(m.get('config', '')))), None)
-        v = m['wall_s'] if scale == 'mini' or ds is None else m['wall_s'] / VAL_IMAGES[ds]
-        out.setdefault(method, [[], []])[1].append(v)
+        if td.get('wall_s') and td.get('iter'):
+            wall = rec.get('train_wall_s') or td['wall_s']  # all attempts of a resumed job
+            out.setdefault(method, [[], []])[0].append(wall if scale == 'mini' else wall / td['iter'])
+        m = read_json(d / METRICS) or {}
+        if m.get('wall_s'):
+            v = m['wall_s'] if scale == 'mini' or ds is None else m['wall_s'] / VAL_IMAGES[ds]
+            out.setdefault(method, [[], []])[1].append(v)
     return {k: (sum(a) / len(a) if a else None, sum(b) / len(b) if b else None)
             for k, (a, b) in out.items()}
 
@@ -468,7 +475,10 @@ def error_from_log(log_path: Path, rc: int) -> str:
         lines = [ln.strip() for ln in log_path.read_text(errors='replace').splitlines() if ln.strip()]
     except OSError:
         lines = []
-    pick = next((ln for ln in reversed(lines) if re.match(r'^[\w.]*(Error|Exception)\b', ln)), None)
+    exc = [ln for ln in lines if re.match(r'^[\w.]*(Error|Exception)\b', ln)]
+    # torchrun / srun wrap the worker's exception: prefer the worker's own line
+    real = [ln for ln in exc if 'ChildFailedError' not in ln]
+    pick = (real or exc or [None])[-1]
     pick = pick or (lines[-1] if lines else '')
     return f'exit {rc}: {pick[:300]}'
 
@@ -489,7 +499,7 @@ def _now() -> str:
 
 def execute(job: Job, opts) -> dict:
     """Run one job to completion (train unless done, then test). Returns its job.json record."""
-    if job.state == 'stale':
+    if job.state in ('stale', 'forced'):
         move_aside(job.dir)
         job.state = 'todo'
     job.dir.mkdir(parents=True, exist_ok=True)
@@ -598,6 +608,9 @@ def collect(all_jobs: Sequence[Job], opts, tables) -> Tuple[dict, dict, List[dic
                'train_cmd': rec.get('train_cmd'), 'test_cmd': rec.get('test_cmd')}
         for name in ('mIoU', 's-mIoU', 'u-mIoU', 'h-mIoU'):
             row[name] = _metric(mets, name)
+        other = {k: v for k, v in mets.items() if k.split('/')[-1] not in
+                 ('mIoU', 's-mIoU', 'u-mIoU', 'h-mIoU') and not k.split('/')[-1].startswith('IoU.')}
+        row['other_metrics'] = other or None
         src = m if ok else td
         for k in env_keys:
             row[k] = (src or {}).get(k)
@@ -606,6 +619,18 @@ def collect(all_jobs: Sequence[Job], opts, tables) -> Tuple[dict, dict, List[dic
         if ok and td.get('peak_rss_mb') is not None:
             row['peak_rss_mb'] = max(td['peak_rss_mb'], m.get('peak_rss_mb') or 0)
         runs.append(row)
+    # mean / std over the seeds of each config, on every row of that config
+    by_config: Dict[str, List[dict]] = {}
+    for row in runs:
+        by_config.setdefault(row['config'], []).append(row)
+    for rows in by_config.values():
+        done = [r for r in rows if r['status'] == 'ok']
+        for r in rows:
+            r['n_seeds_ok'] = len(done)
+            for name in ('mIoU', 's-mIoU', 'u-mIoU', 'h-mIoU'):
+                mean, std, n = R.mean_std([d[name] for d in done if d[name] is not None])
+                r[f'{name} mean'] = None if mean is None else round(mean, 4)
+                r[f'{name} std'] = None if std is None else round(std, 4)
     # notes: why a cell group is empty
     by_cell: Dict[Tuple[str, str, str], List[dict]] = {}
     for j, row in zip(all_jobs, runs):
@@ -656,7 +681,8 @@ def all_result_jobs(tables, opts, planned: Sequence[Job]) -> List[Job]:
 
 # ------------------------------------------------------------------------------------ plan ---
 STATE_TEXT = {'missing': 'missing config', 'config-error': 'config error', 'done': 'done (skip)',
-              'stale': 'rerun (config changed)' , 'resume': 'resume', 'test': 'test only',
+              'stale': 'rerun (config changed)', 'forced': 'rerun (--force)', 'resume': 'resume',
+              'test': 'test only',
               'todo': 'train+test'}
 
 
@@ -671,11 +697,11 @@ def print_plan(jobs: Sequence[Job], opts, tables) -> None:
         est = (j.est_train_s + j.est_test_s) / 3600
         print(f'  {i:>3}  {STATE_TEXT[j.state]:<22} {j.name:<{w}} {j.spec.seed:>4}  '
               f'{"-" if j.state == "done" else f"{est:.2f}":>9}  {", ".join(j.spec.fills())}')
-    miss = [j for j in jobs if j.state == 'missing']
+    miss = {j.spec.config: j for j in jobs if j.state == 'missing'}
     if miss:
-        print(f'\nNot implemented yet (config file missing; their cells stay empty): {len(miss)} jobs')
-        for j in miss:
-            print(f'  - {j.spec.config}  ({", ".join(j.spec.fills())})')
+        print(f'\nNot implemented yet (config file missing; their cells stay empty): {len(miss)} configs')
+        for c, j in miss.items():
+            print(f'  - {c}  ({", ".join(j.spec.fills())})')
     bad = [j for j in jobs if j.state == 'config-error']
     if bad:
         print(f'\nConfigs that cannot be read ({len(bad)}):')
@@ -714,6 +740,11 @@ def progress(done: int, total: int, t_start: float, est_done: float, est_left: f
 
 
 # ------------------------------------------------------------------------------------- main ---
+def threading_main() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog='python -m benchmarks.run',
                                 description='Regenerate the paper\'s tables (benchmarks/tables.py), resumably.')
@@ -746,6 +777,9 @@ def parse_args(argv=None):
     p.add_argument('--check-expected', metavar='CSV',
                    help='after the run, compare the tables with this reference (CI regression)')
     p.add_argument('--tolerance', type=float, default=1.0, help='for --check-expected (IoU points)')
+    p.add_argument('--write-expected', metavar='CSV',
+                   help='after the run, freeze the selected cells\' values as a regression '
+                   'reference (e.g. results/mini/expected.csv)')
     p.add_argument('--python', default=sys.executable, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.launcher == 'slurm' and not args.partition:
@@ -776,6 +810,10 @@ def main(argv=None) -> int:
         print_plan(jobs, opts, tables)
         return 0
 
+    def _term(signum, frame):  # kill / scancel: stop like Ctrl-C (job marked, tables, lock freed)
+        raise KeyboardInterrupt
+    if threading_main():
+        signal.signal(signal.SIGTERM, _term)
     try:
         lock = RunLock(work)
         lock.acquire()
@@ -844,6 +882,11 @@ def main(argv=None) -> int:
     if miss:
         print(f'\nNot implemented ({len(miss)} jobs, config missing): '
               + ', '.join(sorted({j.spec.config for j in miss})))
+    if opts.write_expected:
+        keys = {(c.table, c.row, c.dataset_label, m)
+                for c in cells(tables, opts.methods, opts.datasets) for m in c.metrics}
+        n = R.write_expected(Path(opts.results_dir) / opts.scale, opts.write_expected, keys)
+        print(f'\nWrote {n} reference values to {opts.write_expected}')
     if opts.check_expected:
         bad = R.compare_expected(Path(opts.results_dir) / opts.scale, opts.check_expected, opts.tolerance)
         if bad:

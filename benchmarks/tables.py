@@ -226,11 +226,13 @@ def plan_jobs(cell_list: Sequence[Cell], seeds: Sequence[int] = (0,)) -> List[Jo
     """De-duplicate cells into jobs: one job per (config, seed), in first-needed order.
 
     A config shared by several tables (the main AerOSeg config fills seven rows) runs once.
+    A training-free row (``train=False``) is deterministic: it runs for the first seed only.
     Two cells that name the same config but disagree on ``train`` are a spec error.
     """
     jobs: Dict[Tuple[str, int], JobSpec] = {}
+    seeds = list(seeds) or [0]
     for c in cell_list:
-        for s in seeds:
+        for s in (seeds if c.train else seeds[:1]):
             key = (c.config, int(s))
             job = jobs.get(key)
             if job is None:

@@ -5,8 +5,8 @@
 
 CHECKPOINT may be omitted (or ``none``) for a training-free method whose config loads its own
 weights (SegEarth-OV). Checkpoints load through mmengine with torch's default
-``weights_only=True``: pass the ``final_weights.pth`` that ``benchmarks.train`` writes (or any
-plain state-dict file), not an ``iter_*.pth`` training checkpoint.
+``weights_only=True``: the ``final_weights.pth`` that ``benchmarks.train`` writes, its
+``iter_*.pth`` (saved by ``SafeCheckpointHook``), or any plain state-dict file.
 
 Rank 0 writes the metrics (mmengine's test metrics dict: ``mIoU``, ``s-mIoU``, ``u-mIoU``,
 ``h-mIoU``, ``IoU.<class>``) with config hash, checkpoint, timings and environment, atomically,
@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from benchmarks.common import (atomic_write_json, config_hash, environment, load_config,
                                peak_memory)
-from benchmarks.train import register_all, setup_work_dir
+from benchmarks.train import build_runner, register_all, setup_work_dir
 
 METRICS = 'metrics.json'
 
@@ -82,7 +82,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     t0 = time.time()
     register_all()
-    from mmengine.runner import Runner
 
     cfg = load_config(args.config, scale=args.scale, data_root=args.data_root,
                       cfg_options=args.cfg_options)
@@ -95,11 +94,7 @@ def main(argv=None) -> int:
     if args.show_dir:
         trigger_visualization_hook(cfg, args.show_dir)
 
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        from mmengine.registry import RUNNERS
-        runner = RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     metrics = to_plain(runner.test() or {})
 
     from mmengine.dist import is_main_process

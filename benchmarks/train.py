@@ -16,7 +16,6 @@ success, atomically, into the work dir:
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import os.path as osp
 import sys
@@ -84,26 +83,38 @@ def enable_amp(cfg) -> None:
     ow['loss_scale'] = 'dynamic'
 
 
-def enable_own_checkpoint_resume(runner) -> bool:
-    """Let mmengine reload the run's OWN checkpoints under torch >= 2.6 (``weights_only``).
+def ensure_safe_checkpoints(runner) -> bool:
+    """Make the run's checkpoints resumable under torch >= 2.6 (``weights_only=True``).
 
-    Delegates to the lead's ``aeroseg.utils.resume.enable_own_checkpoint_resume`` (scoped to this
-    run's work dir; never a global weights_only switch). Returns False when it is missing.
+    mmengine 0.10.7 pickles ``HistoryBuffer`` objects into its checkpoints, which
+    ``weights_only`` refuses (``Unsupported global: mmengine.logging.history_buffer.
+    HistoryBuffer``). The lead's ``aeroseg.utils.resume.SafeCheckpointHook`` saves them as plain
+    containers and restores them on load, so weights_only is never switched off. It is
+    registered here for every run (configs with ``runner_type='AerosegRunner'`` already have
+    it): the checkpoints of the *first* attempt must be safe for a later ``--resume``.
+    Returns False (with a warning) when the hook is not available.
     """
     try:
-        from aeroseg.utils.resume import enable_own_checkpoint_resume as enable
-    except ModuleNotFoundError as e:
-        if e.name not in ('aeroseg.utils.resume',):
-            raise
-        warnings.warn('aeroseg.utils.resume is missing: resuming an mmengine checkpoint may fail '
-                      'under torch>=2.6 (weights_only) with "Unsupported global: '
-                      'mmengine.logging.history_buffer.HistoryBuffer".')
+        from aeroseg.utils.resume import SafeCheckpointHook
+    except ImportError as e:
+        warnings.warn(f'aeroseg.utils.resume.SafeCheckpointHook unavailable ({e}): resuming may fail '
+                      f'under torch>=2.6 with "Unsupported global: mmengine.logging.history_buffer.'
+                      f'HistoryBuffer".')
         return False
-    params = [p for p in inspect.signature(enable).parameters.values()
-              if p.default is inspect.Parameter.empty
-              and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    enable(runner) if params else enable()
+    if not any(isinstance(h, SafeCheckpointHook) for h in runner.hooks):
+        runner.register_hook(SafeCheckpointHook())
     return True
+
+
+def build_runner(cfg):
+    """mmengine Runner, or the config's ``runner_type`` built in its default scope."""
+    from mmengine.runner import Runner
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    from mmengine.registry import RUNNERS, init_default_scope
+    if cfg.get('default_scope'):
+        init_default_scope(cfg.default_scope)  # so the root registry finds e.g. mmseg's runners
+    return RUNNERS.build(cfg)
 
 
 def save_final_weights(runner, path: str, meta: dict) -> None:
@@ -126,7 +137,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     t0 = time.time()
     register_all()
-    from mmengine.runner import Runner
 
     cfg = load_config(args.config, scale=args.scale, data_root=args.data_root,
                       cfg_options=args.cfg_options)
@@ -137,12 +147,8 @@ def main(argv=None) -> int:
         enable_amp(cfg)
     cfg.resume = bool(args.resume)
 
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        from mmengine.registry import RUNNERS
-        runner = RUNNERS.build(cfg)
-    resumable = enable_own_checkpoint_resume(runner) if args.resume else None
+    runner = build_runner(cfg)
+    safe = ensure_safe_checkpoints(runner)
     runner.train()
 
     from mmengine.dist import is_main_process
@@ -152,7 +158,7 @@ def main(argv=None) -> int:
         save_final_weights(runner, osp.join(work_dir, FINAL_WEIGHTS), meta)
         done = dict(meta, final_weights=FINAL_WEIGHTS, data_root=args.data_root,
                     cfg_options=args.cfg_options, resumed=bool(args.resume),
-                    own_resume_helper=resumable, amp=bool(args.amp), launcher=args.launcher,
+                    safe_checkpoints=safe, amp=bool(args.amp), launcher=args.launcher,
                     wall_s=round(time.time() - t0, 2), argv=sys.argv,
                     finished_at=datetime.now(timezone.utc).isoformat(timespec='seconds'),
                     **peak_memory(), **environment())

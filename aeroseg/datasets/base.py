@@ -14,9 +14,8 @@ and the command that creates it.
 """
 from __future__ import annotations
 
-import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 from mmseg.datasets import BaseSegDataset
 

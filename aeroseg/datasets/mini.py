@@ -32,6 +32,10 @@ Format (processed layout, CONTRACTS.md)::
 * OEM: ``.png`` images; OEM's ``unknown`` (official 0) is 255: ~30% of images carry unlabelled
   blobs whose pixels still show land cover, as in the real release.
 
+The tiny CLIP and tiny SAM in ``aeroseg/assets/mini`` were pretrained on scenes of this generator
+at ``GENERATOR_VERSION``: a change to how scenes look must bump it and retrain both
+(``tools/train_tiny_clip.py``, ``tools/make_tiny_sam.py``); the zero-shot test guards the pairing.
+
 Determinism: image ``i`` of split ``s`` draws from ``np.random.default_rng([seed, dataset, s, i])``,
 so a dataset is byte-for-byte reproducible for a seed (same numpy / Pillow / zlib / libjpeg) and
 independent of generation order. ``ensure_mini`` regenerates when the stamp (a hash of this file's
@@ -51,6 +55,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+import PIL
 from PIL import Image
 
 from .splits import get_split
@@ -1040,7 +1045,8 @@ def mini_stamp(name: str, seed: int = DEFAULT_SEED, num_train: int = DEFAULT_SIZ
             'source_sha256': hashlib.sha256(src).hexdigest()[:16],
             'dataset': name, 'classes': list(sp.classes), 'seen': list(sp.seen),
             'unseen': list(sp.unseen), 'seed': seed, 'num_train': num_train, 'num_val': num_val,
-            'img_size': img_size, 'numpy': np.__version__, 'formats': list(FORMATS[name])}
+            'img_size': img_size, 'numpy': np.__version__, 'pillow': PIL.__version__,
+            'formats': list(FORMATS[name])}
 
 
 def _check_name(name: str) -> str:

@@ -46,9 +46,10 @@ writes open_clip's packed format back.
 """
 from __future__ import annotations
 
+import logging
 import os
 import zipfile
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -180,6 +181,10 @@ def _load_clip_file(path: str, what: str) -> Dict[str, torch.Tensor]:
     return sd
 
 
+def _drop_random_init_warning(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith('No pretrained weights loaded')
+
+
 def _clear_text_cache_hook(module, incompatible_keys):
     """load_state_dict post hook: new weights make cached text embeddings stale."""
     module.clear_text_cache()
@@ -210,6 +215,13 @@ class CLIPDenseBackbone(BaseModule):
             preprocessing config of the model (OpenAI statistics by default).
         cache_text: keep text embeddings while the text tower cannot change (no trainable text
             parameter, or eval mode); cleared by ``train()`` and ``load_state_dict``.
+        cache_dir: download folder for open_clip tags (open_clip's default when None).
+
+    Outside weights never go through ``open_clip.create_model(pretrained=...)``: the architecture is
+    built with random weights and the file is read by ``aeroseg.utils.checkpoint`` (weights_only,
+    errors naming the file and every mismatching key). open_clip 3.3.0's own route does use
+    ``weights_only=True`` but falls back to a plain ``torch.load`` on ``TypeError`` and reports
+    mismatches without the file name.
     """
 
     def __init__(self,
@@ -262,10 +274,24 @@ class CLIPDenseBackbone(BaseModule):
             quick_gelu = bool(tag_cfg.get('quick_gelu', False))
 
         # Build the architecture with random weights; outside weights go through our loader.
-        clip = open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu,
-                                      device='cpu')
+        # (open_clip warns "No pretrained weights loaded" here; we load them right after)
+        root = logging.getLogger()
+        root.addFilter(_drop_random_init_warning)
+        try:
+            clip = open_clip.create_model(model_name, pretrained=None, force_quick_gelu=quick_gelu,
+                                          device='cpu')
+        finally:
+            root.removeFilter(_drop_random_init_warning)
         if pretrained is not None:
-            path = pretrained if is_file else open_clip.download_pretrained(tag_cfg, cache_dir=cache_dir)
+            if is_file:
+                path = pretrained
+            else:
+                try:
+                    path = open_clip.download_pretrained(tag_cfg, cache_dir=cache_dir)
+                except Exception as e:
+                    raise CheckpointError(
+                        f'CLIP {model_name}: could not download open_clip tag {pretrained!r} ({e}). '
+                        f'Without internet, pass the weights as a local file: pretrained=<path>.') from e
             what = f'CLIP {model_name} weights {path!r}'
             sd = _load_clip_file(path, what)
             if 'logit_scale' in sd and sd['logit_scale'].ndim != clip.logit_scale.ndim:
@@ -456,7 +482,7 @@ class CLIPDenseBackbone(BaseModule):
             emb = self.clip.encode_text(tokens, normalize=True)
         emb = emb.reshape(len(names), len(tpl), -1)
         if cacheable:
-            self._text_cache[key] = emb.detach()
+            emb = self._text_cache[key] = emb.detach()
         return emb
 
     def encode_text_mean(self, class_names: Sequence[str], templates: TemplatesArg = 'rs4') -> torch.Tensor:

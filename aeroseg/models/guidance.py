@@ -42,7 +42,7 @@ Frozen by default (paper Sec. 4.2): ``requires_grad=False``, eval mode kept unde
 from __future__ import annotations
 
 from functools import partial
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -255,7 +255,7 @@ class SAM2GuidanceEncoder(_GuidanceBase):
             ``inter``; default (1, 0) = coarse to fine (module docstring).
         frozen: as :class:`SAMGuidanceEncoder`.
         trunk: Hiera keyword overrides (e.g. a tiny trunk: ``dict(embed_dim=8, num_heads=1,
-            stages=(1, 1, 1, 1), global_att_blocks=(3,), window_spec=(4, 2, 2, 1),
+            stages=(1, 1, 2, 1), global_att_blocks=(3,), window_spec=(4, 2, 2, 1),
             window_pos_embed_bkg_spatial_size=(4, 4))``).
         d_model: FPN width (256 official). img_size: 1024 official.
     """
@@ -302,9 +302,9 @@ class SAM2GuidanceEncoder(_GuidanceBase):
 
     @classmethod
     def tiny(cls, **kwargs) -> 'SAM2GuidanceEncoder':
-        """A small Hiera of the same class (mini world, tests): 64 px input, one block per stage."""
+        """A small Hiera of the same class (mini world, tests): 64 px input, five blocks; no global block at a pooling block, as in Hiera-B+."""
         cfg = dict(img_size=64, d_model=16,
-                   trunk=dict(embed_dim=8, num_heads=1, stages=(1, 1, 1, 1), global_att_blocks=(3,),
+                   trunk=dict(embed_dim=8, num_heads=1, stages=(1, 1, 2, 1), global_att_blocks=(3,),
                               window_spec=(4, 2, 2, 1), window_pos_embed_bkg_spatial_size=(4, 4)))
         cfg.update(kwargs)
         return cls(**cfg)

@@ -164,7 +164,7 @@ class OpenVocabCostSegmentor(BaseSegmentor):
             decoder = list(g['inter'])
             out['guidance_last'] = g['last']
         else:
-            spatial = dense[:, 0]  # unrotated pass supplies the guidance (OVRS)
+            spatial = dense[:, self.clip.rotations.index(0)]  # the unrotated pass guides (OVRS)
             decoder = list(taps)
         res = self.head(corr, spatial, text, decoder)
         out.update(res)
@@ -193,7 +193,7 @@ class OpenVocabCostSegmentor(BaseSegmentor):
             if t == 'sam':
                 target = out['guidance_last']
             elif t == 'clip':
-                target = out['dense'][:, 0]
+                target = out['dense'][:, self.clip.rotations.index(0)]
             else:
                 target = rgb_patch_target(inputs / 255.0, recon.shape[-2:], self.clip.patch_size)
             losses['loss_backproj'] = self.back_projection.loss(recon, target)

@@ -27,8 +27,8 @@ def read(p):
 
 
 def test_table_csvs_join_paper_exactly(tmp_path):
-    paper = R.load_paper()
-    R.write_all(tmp_path, TABLES, fake_values(), paper, runs=[], notes={})
+    paper = R.load_paper(averages=None)
+    R.write_all(tmp_path, TABLES, fake_values(), R.load_paper(), runs=[], notes={})
     got = set()
     for t in TABLES:
         p = tmp_path / f'table{t.number}.csv'
@@ -123,3 +123,16 @@ def test_compare_expected_hook(tmp_path):
     R.write_all(tmp_path, TABLES, vals, paper, [], {})
     bad = R.compare_expected(tmp_path, exp, tolerance=1.0)
     assert len(bad) == 2 and 'got 10.00' in bad[0] and 'no result' in bad[1]
+
+
+def test_printed_paper_averages_match_the_per_dataset_values():
+    cells_ = R.load_paper(averages=None)
+    avgs = {k: v for k, v in R.load_paper().items() if k[2] == 'Average'}
+    assert len(avgs) == 6 * 3 + 4 + 2 + 3
+    for (t, row, _, m), v in avgs.items():
+        table = next(x for x in TABLES if x.id == t)
+        assert table.average and row in [r.label for r in table.rows]
+        per_ds = [cells_[(t, row, d, m)] for d in ('iSAID', 'DLRSD', 'OEM')]
+        assert abs(sum(per_ds) / 3 - v) <= 0.011, (t, row, m)   # transcription check
+    md_row = R.table_markdown(next(x for x in TABLES if x.id == 'T3'), {}, R.load_paper())
+    assert '| Baseline | – (57.88) | – (28.69) | – (46.86) | – (44.47) |' in md_row

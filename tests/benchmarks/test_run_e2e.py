@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, bench_env, run_bench
+from bench_helpers import REPO, bench_env, run_bench
 
 pytest.importorskip('mmengine')
 

@@ -12,7 +12,7 @@ import pytest
 from benchmarks import run
 from benchmarks.tables import TABLES, cells, plan_jobs
 
-from conftest import REPO, bench_env, run_bench
+from bench_helpers import REPO, bench_env, run_bench
 
 
 def test_dry_run_full_prints_every_job_and_touches_nothing(tmp_path):
@@ -93,7 +93,7 @@ def test_assess_states(tmp_path):
     assert run.assess(j) == 'test'
     (j.dir / 'metrics.json').write_text(json.dumps({'config_hash': 'abc', 'metrics': {'h-mIoU': 1}}))
     assert run.assess(j) == 'done'
-    assert run.assess(j, force=True) == 'stale'
+    assert run.assess(j, force=True) == 'forced'
     j.hash = 'changed'                                  # config edited since: start afresh
     assert run.assess(j) == 'stale'
     j.exists = False
@@ -176,3 +176,64 @@ def test_config_hash_is_content_based(tmp_path, monkeypatch):
     assert config_hash('x.py', data_root='/data/isaid') != h
     (tmp_path / 'base.py').write_text('a = 2\nb = dict(c=2)\n')      # an edited _base_ counts
     assert config_hash('x.py') != h
+
+
+def _fake_steps(fail_train_of=None, interrupt=False):
+    """Stand-in for run.run_logged: train 'succeeds' (or fails / is interrupted), test writes
+    metrics with the job's hash. Lets main()'s orchestration be tested without subprocesses."""
+    def fake(cmd, log, verbose):
+        wd = Path(cmd[cmd.index('--work-dir') + 1])
+        if 'benchmarks.train' in cmd:
+            if fail_train_of and fail_train_of in str(wd):
+                if interrupt:
+                    raise KeyboardInterrupt
+                log.write_text('Traceback (most recent call last):\nValueError: boom\n')
+                return 1
+            (wd / 'final_weights.pth').write_bytes(b'w')
+            h = json.loads((wd / 'job.json').read_text())['config_hash']
+            (wd / 'train_done.json').write_text(json.dumps({'config_hash': h, 'iter': 20, 'wall_s': 1}))
+        else:
+            h = json.loads((wd / 'job.json').read_text())['config_hash']
+            (wd / 'metrics.json').write_text(json.dumps({'config_hash': h, 'wall_s': 1, 'metrics': {
+                'mIoU': 12.5, 's-mIoU': 20.0, 'u-mIoU': 10.0, 'h-mIoU': 13.33, 'IoU.ship': 1.0}}))
+        return 0
+    return fake
+
+
+def test_failing_job_does_not_stop_others(fake_world, tmp_path, monkeypatch, capsys):
+    pytest.importorskip('mmengine')
+    root, spec = fake_world
+    monkeypatch.setattr(run, 'run_logged', _fake_steps(fail_train_of='fake_isaid'))
+    rc = run.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert 'FAIL  ext/fake_isaid seed0' in out and 'OK    ext/free_isaid seed0' in out  # went on
+    assert 'Failures (1):' in out and 'train exit 1: ValueError: boom' in out
+    res = tmp_path / 'r' / 'full'
+    import csv
+    runs = {r['job']: r for r in csv.DictReader(open(res / 'runs.csv'))}
+    assert runs['ext/fake_isaid']['status'] == 'failed'
+    assert runs['ext/fake_isaid']['error'] == 'train exit 1: ValueError: boom'
+    assert runs['ext/free_isaid']['status'] == 'ok' and runs['ext/free_isaid']['mIoU'] == '12.5'
+    t8 = {r['config']: r for r in csv.DictReader(open(res / 'table8.csv'))}
+    assert t8['SegEarth-OV']['value'] == '12.5000' and t8['AerOSeg']['value'] == ''
+    assert 'AerOSeg / iSAID: failed: train exit 1: ValueError: boom' in (res / 'table2.md').read_text()
+    assert not (tmp_path / 'w' / run.LOCK_NAME).exists()
+    # the next run retries only the failed job
+    monkeypatch.setattr(run, 'run_logged', _fake_steps())
+    assert run.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')]) == 0
+    out = capsys.readouterr().out
+    assert 'RUN   ext/fake_isaid seed0' in out and 'SKIP  done: ext/free_isaid seed0' in out
+
+
+def test_interrupt_marks_job_and_frees_lock(fake_world, tmp_path, monkeypatch, capsys):
+    pytest.importorskip('mmengine')
+    root, spec = fake_world
+    monkeypatch.setattr(run, 'run_logged', _fake_steps(fail_train_of='fake_isaid', interrupt=True))
+    rc = run.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')])
+    assert rc == 130
+    assert 'rerun the same command to resume' in capsys.readouterr().err
+    jd = tmp_path / 'w' / 'full' / 'ext' / 'fake_isaid' / 'seed0'
+    assert json.loads((jd / 'job.json').read_text())['status'] == 'interrupted'
+    assert not (tmp_path / 'w' / run.LOCK_NAME).exists()
+    assert (tmp_path / 'r' / 'full' / 'runs.csv').is_file()

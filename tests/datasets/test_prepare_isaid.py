@@ -195,3 +195,30 @@ def test_colour_decoding_literal_devkit_colours(tmp_path):
     Image.fromarray(a, 'RGB').save(tmp_path / 'm.png')
     np.testing.assert_array_equal(decode_colour_mask(tmp_path / 'm.png'),
                                   [[0, 14, 13], [8, 255, 255]])
+
+
+def test_decoding_in_row_blocks_matches_whole(tmp_path):
+    from aeroseg.datasets.prepare.isaid import decode_colour_mask
+    from dataset_fakes import isaid_colour
+    ids = np.random.default_rng(0).integers(0, 16, (37, 23)).astype(np.uint8)
+    ids[ids == 15] = 255
+    Image.fromarray(isaid_colour(ids), 'RGB').save(tmp_path / 'm.png')
+    for rows in (1, 5, 1024):
+        np.testing.assert_array_equal(decode_colour_mask(tmp_path / 'm.png', rows), ids)
+
+
+def test_image_smaller_than_patch_is_padded(tmp_path):
+    raw = tmp_path / 'raw'
+    exp = fake_isaid(raw, {'train': {'P0001': (20, 40, [0, 2, 4, 7])},
+                           'val': {'P0002': (40, 40, [1, 3])}})
+    assert run(raw, tmp_path / 'out') == 0
+    ann = tmp_path / 'out' / 'ann_dir' / 'train'
+    names = sorted(p.name for p in ann.iterdir())
+    assert set(names) <= {'P0001_0_20_0_32.png', 'P0001_0_20_8_40.png'} and names
+    for n in names:
+        x0 = int(n.split('_')[3])
+        lab = np.asarray(Image.open(ann / n))
+        img = np.asarray(Image.open(tmp_path / 'out' / 'img_dir' / 'train' / n))
+        assert lab.shape == (32, 32) and img.shape == (32, 32, 3)
+        np.testing.assert_array_equal(lab[:20], exp['train']['P0001'][:, x0:x0 + 32])
+        assert (lab[20:] == 255).all() and (img[20:] == 0).all()

@@ -119,7 +119,8 @@ def test_rgb_label_refused(release, capsys):
 
 def test_size_mismatch(release, capsys):
     raw, out, _ = release
-    Image.fromarray(np.zeros((32, 31, 3), np.uint8)).save(raw / 'aachen' / 'images' / 'aachen_2.tif')
+    p = raw / 'aachen' / 'images' / 'aachen_2.tif'
+    Image.fromarray(np.zeros((32, 31, 3), np.uint8)).save(p)
     assert run(raw, out) == 1
     assert 'size mismatch' in _err(capsys)
 

@@ -289,3 +289,47 @@ def test_mmseg_registry(official):
     m = MODELS.build(dict(type='CLIPDenseBackbone', model_name=TINY, pretrained=str(path),
                           image_size=32, tap_indices=(1,), finetune='frozen'))
     assert isinstance(m, CLIPDenseBackbone)
+
+
+def test_safetensors_and_torchscript_files(official, tmp_path):
+    model, _ = official
+    from safetensors.torch import save_file
+    st = tmp_path / 'open_clip_model.safetensors'
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(st))
+    ours = _ours(st)
+    img = _img(1)
+    with torch.no_grad():
+        ref = model.encode_image((img - ours.pixel_mean) / ours.pixel_std)
+    _close(ours(img, with_cls=True)['cls'][:, 0], ref, what='safetensors route')
+    js = tmp_path / 'ViT-B-16.pt'
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(js))
+    with pytest.raises(CheckpointError, match='TorchScript'):
+        _ours(js)
+
+
+@pytest.mark.slow
+def test_vit_b16_openai_tag_route(tmp_path, monkeypatch):
+    """'openai' -> QuickGELU forced, file fetched by open_clip's downloader, read by our loader;
+    dense output 24 x 24 at 384 (CAT-Seg)."""
+    torch.manual_seed(0)
+    ref = open_clip.create_model('ViT-B-16-quickgelu', pretrained=None).eval()
+    path = tmp_path / 'open_clip_pytorch_model.bin'
+    torch.save(ref.state_dict(), path)
+    calls = []
+    monkeypatch.setattr(open_clip, 'download_pretrained',
+                        lambda cfg, cache_dir=None: calls.append(cfg) or str(path))
+    ours = CLIPDenseBackbone('ViT-B-16', pretrained='openai', image_size=224, tap_indices=(3, 7),
+                             finetune='frozen').eval()
+    assert calls and calls[0].get('quick_gelu') is True
+    assert type(ours.clip.visual.transformer.resblocks[0].mlp.gelu).__name__ == 'QuickGELU'
+    img = _img(1, 224)
+    with torch.no_grad():
+        r = ref.encode_image((img - ours.pixel_mean) / ours.pixel_std)
+        out = ours(img, with_cls=True)
+    _close(out['cls'][:, 0], r, atol=1e-4, what='ViT-B/16 pooled')
+    ours384 = CLIPDenseBackbone('ViT-B-16', pretrained=str(path), quick_gelu=True, image_size=384,
+                                rotations=(0, 90, 180, 270), finetune='qv').eval()
+    with torch.no_grad():
+        out = ours384(_img(1, 384))
+    assert out['dense'].shape == (1, 4, 512, 24, 24)
+    assert [tuple(t.shape) for t in out['taps']] == [(1, 768, 24, 24)] * 2

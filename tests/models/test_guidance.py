@@ -140,16 +140,22 @@ def test_sam_unsafe_pickle_refused(tiny_sam, tmp_path):
         SAMGuidanceEncoder.tiny(checkpoint=str(p))
 
 
-def test_sam_variants_and_defaults():
-    # official dims (segment_anything build_sam.py); default taps = 8th and 16th blocks of ViT-L
-    assert SAM_VARIANTS['vit_l'] == dict(embed_dim=1024, depth=24, num_heads=16,
-                                         global_attn_indexes=(5, 11, 17, 23))
-    from segment_anything import build_sam
-    import inspect
-    src = inspect.getsource(build_sam)
-    for v in SAM_VARIANTS.values():
-        assert f"encoder_embed_dim={v['embed_dim']}" in src and f"encoder_depth={v['depth']}" in src
-        assert f"encoder_global_attn_indexes={list(v['global_attn_indexes'])}" in src
+def test_sam_variants_and_defaults(monkeypatch):
+    # our dims == the arguments the official builders pass to _build_sam (build_sam.py)
+    import importlib
+    bs = importlib.import_module('segment_anything.build_sam')
+    seen = {}
+    monkeypatch.setattr(bs, '_build_sam', lambda **kw: kw)
+    for name in ('vit_b', 'vit_l', 'vit_h'):
+        seen[name] = bs.sam_model_registry[name]()
+    for name, v in SAM_VARIANTS.items():
+        kw = seen[name]
+        assert (kw['encoder_embed_dim'], kw['encoder_depth'], kw['encoder_num_heads'],
+                tuple(kw['encoder_global_attn_indexes'])) == (
+            v['embed_dim'], v['depth'], v['num_heads'], tuple(v['global_attn_indexes'])), name
+    # default taps: 8th and 16th of ViT-L's 24 blocks (paper Sec. 3.1), 0-based
+    assert SAMGuidanceEncoder.tiny(depth=24, global_attn_indexes=(5, 11, 17, 23),
+                                   inter_indices=None).inter_indices == (7, 15)
     with pytest.raises(KeyError):
         SAMGuidanceEncoder(variant='vit_x')
     with pytest.raises(ValueError):
@@ -162,7 +168,7 @@ SAM21_CFG = 'configs/sam2.1/sam2.1_hiera_b+.yaml'
 TINY_SAM2_OVERRIDES = [
     '++model.image_size=64',
     '++model.image_encoder.trunk.embed_dim=8', '++model.image_encoder.trunk.num_heads=1',
-    '++model.image_encoder.trunk.stages=[1,1,1,1]', '++model.image_encoder.trunk.global_att_blocks=[3]',
+    '++model.image_encoder.trunk.stages=[1,1,2,1]', '++model.image_encoder.trunk.global_att_blocks=[3]',
     '++model.image_encoder.trunk.window_spec=[4,2,2,1]',
     '++model.image_encoder.trunk.window_pos_embed_bkg_spatial_size=[4,4]',
     '++model.image_encoder.neck.d_model=16', '++model.image_encoder.neck.backbone_channel_list=[64,32,16,8]',

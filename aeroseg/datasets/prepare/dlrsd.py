@@ -130,7 +130,7 @@ def decode_mask(path: Path) -> np.ndarray:
     raw = np.asarray(im)
     lut = np.full(256, -1, dtype=np.int16)
     for v, i in split.raw_to_id.items():
-        lut[v] = min(i + 1, 16)
+        lut[v] = i
     ids = lut[raw]
     if (ids < 0).any():
         bad = np.unique(raw[ids < 0]).tolist()

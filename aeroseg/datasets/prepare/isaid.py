@@ -86,7 +86,7 @@ def find_pairs(raw: Path, split: str) -> List[Tuple[str, Path, Path]]:
     return [(s, images[s], masks[s]) for s in sorted(images)]
 
 
-def decode_colour_mask(path: Path) -> np.ndarray:
+def decode_colour_mask(path: Path, rows_per_block: int = 1024) -> np.ndarray:
     """RGB colour mask -> ids (0..14; black background -> 255)."""
     split = get_split('isaid')
     im = Image.open(path)
@@ -98,22 +98,29 @@ def decode_colour_mask(path: Path) -> np.ndarray:
     if im.mode != 'RGB':
         raise PrepareError(f'mask {str(path)!r} has mode {im.mode!r}; expected an 8-bit RGB '
                            f'colour mask')
-    rgb = np.asarray(im).astype(np.int32)
-    code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    rgb = np.asarray(im)
     colours = [(0, 0, 0)] + [tuple(c) for c in split.palette]
     values = [IGNORE] + list(range(split.num_classes))
     keys = np.array([(r << 16) | (g << 8) | b for r, g, b in colours], dtype=np.int32)
     order = np.argsort(keys)
     keys, values = keys[order], np.asarray(values, dtype=np.uint8)[order]
-    pos = np.clip(np.searchsorted(keys, code), 0, len(keys) - 1)
-    ok = keys[pos] == code
-    if not ok.all():
-        bad, cnt = np.unique(code[~ok], return_counts=True)
+    ids = np.empty(rgb.shape[:2], np.uint8)
+    bad_codes = []
+    for r0 in range(0, rgb.shape[0], rows_per_block):  # bounded memory on 13,000-px images
+        blk = rgb[r0:r0 + rows_per_block].astype(np.int32)
+        code = (blk[..., 0] << 16) | (blk[..., 1] << 8) | blk[..., 2]
+        pos = np.clip(np.searchsorted(keys, code), 0, len(keys) - 1)
+        ok = keys[pos] == code
+        if not ok.all():
+            bad_codes.append(code[~ok])
+        ids[r0:r0 + rows_per_block] = values[pos]
+    if bad_codes:
+        bad, cnt = np.unique(np.concatenate(bad_codes), return_counts=True)
         top = sorted(zip(cnt.tolist(), bad.tolist()), reverse=True)[:5]
         desc = ', '.join(f'({c >> 16}, {(c >> 8) & 255}, {c & 255}) x{n}' for n, c in top)
-        raise PrepareError(f'mask {str(path)!r} holds {int((~ok).sum())} pixels of colours that '
+        raise PrepareError(f'mask {str(path)!r} holds {int(cnt.sum())} pixels of colours that '
                            f'are not iSAID class colours nor black background: {desc}')
-    return values[pos]
+    return ids
 
 
 def process_pair(stem: str, img_path: Path, mask_path: Path, out: Path, split: str,

@@ -1,4 +1,5 @@
-# ISPRS Vaihingen (cross-dataset zero-shot target; mmseg 512 x 512 crops, IRRG, 6 classes, all unseen).
+# ISPRS Vaihingen (cross-dataset zero-shot target; mmseg 512 x 512 crops, IRRG, 6 classes,
+# all unseen).
 # Test only: models trained on another dataset are evaluated here with all class names.
 # Layout and labels are mmsegmentation's (its tools/dataset_converters/vaihingen.py); the dataset
 # class reads them with reduce_zero_label=True (raw 0 -> 255, v -> v - 1); classes come from

@@ -12,9 +12,9 @@
 _base_ = ['./ovrs_vitb16.py']
 model = dict(
     templates='rs4',
-    guidance=dict(type='SAMGuidanceEncoder', variant='vit_l',
+    guidance=dict(_delete_=True, type='SAMGuidanceEncoder', variant='vit_l',
                   checkpoint='checkpoints/sam/sam_vit_l_0b3195.pth',
                   inter_indices=(7, 15),  # paper: outputs of the 8th and 16th layers
                   last='neck', frozen=True, img_size=1024),
-    back_projection=dict(type='SemanticBackProjection', target='sam', loss_type='mse',
+    back_projection=dict(_delete_=True, type='SemanticBackProjection', target='sam', loss_type='mse',
                          loss_weight=1.0, hidden_dim=512))

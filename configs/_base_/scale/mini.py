@@ -1,0 +1,41 @@
+# The mini-world overlay applied by `aeroseg.config.load_config(..., scale='mini')`
+# (benchmarks.run --scale mini, ./run_all.sh without data). Same model classes and code paths as
+# the full configs, at small widths; sizes scaled from the full configs by 128 / 384.
+
+# Tiny CLIP pretrained on captioned mini-world scenes (aeroseg/assets/mini/README.md):
+# open_clip ViT, 128 px, patch 8 -> 16 x 16 tokens, width 128, 4 blocks; taps after blocks 1 and 2
+# (CAT-Seg taps blocks 3 and 7 of 12: the same depth fractions).
+clip = dict(type='CLIPDenseBackbone', model_name='aeroseg-mini-ViT-8',
+            model_config_dir='aeroseg/assets/mini',
+            pretrained='aeroseg/assets/mini/aeroseg-mini-ViT-8.pt',
+            image_size=128, tap_indices=(1, 2))
+# Tiny SAM (segment_anything ImageEncoderViT, tools/make_tiny_sam.py): 256 px, patch 16 -> 16 x 16,
+# width 128, 6 blocks, global attention in blocks 1, 3, 5; taps after blocks 2 and 4 (1-based; SAM-L:
+# 8 and 16 of 24) and the neck (64 ch).
+sam = dict(type='SAMGuidanceEncoder', variant='custom', checkpoint='aeroseg/assets/mini/tiny_sam.pth',
+           embed_dim=128, depth=6, num_heads=4, global_attn_indexes=(1, 3, 5), window_size=4,
+           img_size=256, out_chans=64, inter_indices=(1, 3), last='neck', frozen=True)
+# Tiny SAM 2 (same Hiera / FpnNeck classes, random weights: no tiny SAM 2 is pretrained).
+sam2 = dict(type='SAM2GuidanceEncoder', version='sam2.1', checkpoint=None, img_size=256, d_model=64,
+            trunk=dict(embed_dim=16, num_heads=1, stages=(1, 1, 2, 1), global_att_blocks=(3,),
+                       window_spec=(8, 4, 4, 2), window_pos_embed_bkg_spatial_size=(4, 4)))
+# Head at small widths (full: hidden 128, window 12 on 24 x 24; here window 8 on 16 x 16).
+head = dict(hidden_dim=32, num_heads=4, num_layers=2, window_size=8, pooling_size=(2, 2),
+            text_guidance_proj_dim=32, appearance_guidance_proj_dim=32, decoder_dims=(32, 16),
+            decoder_guidance_proj_dims=(16, 8), pad_len=32)
+back_projection = dict(hidden_dim=128)
+# OVRS sliding window scaled by 128 / 384: resize 640 -> 208, crop 384 -> 128, stride 256 -> 80.
+slide = dict(slide_resize=208, slide_crop=128, slide_stride=80)
+# data: mini images are 128 x 128
+crop = 128
+train_short = 128
+test_short = 128
+max_side = 512
+batch_size = 4
+num_workers = 0
+# schedule (CPU minutes): iterations per dataset, same recipe otherwise
+iters = dict(isaid=300, dlrsd=300, oem=300, default=300)
+checkpoint_interval = 100
+log_interval = 20
+# CLIP decoder guidance (CAT-Seg / OVRS / Table 3 Baseline): transposed-conv widths (full: 256, 128)
+clip_decoder_guidance_dims = (32, 16)
