@@ -361,8 +361,8 @@ def main(argv=None) -> int:
         return 0
     rows = []
     for m in args.methods:
-        print(f'[model_cost] {m}: building and stepping ({args.device}, batch {args.batch}, amp {args.amp}) ...',
-              flush=True)
+        print(f'[model_cost] {m}: building and stepping '
+              f'({args.device}, batch {args.batch}, amp {args.amp}) ...', flush=True)
         rows.append(measure(m, **kw) if args.in_process else _run_in_subprocess(m, args))
         r = rows[-1]
         if 'error' not in r:

@@ -38,7 +38,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -46,7 +46,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from benchmarks import results as R
 from benchmarks.common import (REPO_ROOT, atomic_write_json, atomic_write_text, config_hash,
                                read_config, read_json)
-from benchmarks.tables import (DATASETS, VAL_IMAGES, Cell, JobSpec, cells, paper_iterations,
+from benchmarks.tables import (DATASETS, VAL_IMAGES, JobSpec, cells, paper_iterations,
                                plan_jobs, select_tables)
 
 LOCK_NAME = '.runner.lock'

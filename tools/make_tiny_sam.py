@@ -6,8 +6,9 @@ SAM checkpoint (``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*`` li
 Why pretrain: AerOSeg's guidance encoder is a *frozen* SAM whose features carry segment structure
 learnt from promptable segmentation; a randomly initialised encoder would make the mini world's
 guidance ablations meaningless. The objective is SAM's (segment_anything paper, Sec. 3 / App. A:
-point prompt -> 3 masks, loss on the best one, focal 20 : dice 1, IoU-head MSE) on class-agnostic
-masks (connected regions of one concept, "anything" as in SA-1B): it never sees class names.
+point prompt -> 3 masks, loss on the best one, IoU-head MSE) on class-agnostic masks (connected
+regions of one concept, "anything" as in SA-1B): it never sees class names. The mask loss is
+BCE + dice instead of SAM's focal x20 + dice (see ``losses``).
 
 Architecture (mirrors segment_anything/build_sam.py ``_build_sam``; our sizes, the paper is silent):
 * ``ImageEncoderViT``: img_size 256 (mini images, 128 px, upsampled 2x as SAM upsamples to 1024),
@@ -139,14 +140,16 @@ def predict(sam, emb, pts):
 
 
 def losses(logits, iou_pred, tgt):
-    """SAM's loss: focal (gamma 2, alpha .25) x20 + dice on the best of 3 masks; IoU-head MSE."""
+    """SAM's recipe (best of 3 masks, IoU-head MSE) with BCE + dice as the mask loss.
+
+    SAM uses focal x20 + dice; in a first run here (220 steps) focal's down-weighting of
+    positives kept the tiny decoder predicting empty masks (train IoU < 0.1), so the quick
+    pretraining uses BCE + dice (our choice, recorded in the README)."""
     t = tgt[:, None].expand_as(logits)
     p = logits.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(logits, t, reduction='none')
-    pt = p * t + (1 - p) * (1 - t)
-    focal = ((0.25 * t + 0.75 * (1 - t)) * ce * (1 - pt) ** 2).mean((2, 3))
+    bce = F.binary_cross_entropy_with_logits(logits, t, reduction='none').mean((2, 3))
     dice = 1 - (2 * (p * t).sum((2, 3)) + 1) / (p.sum((2, 3)) + t.sum((2, 3)) + 1)
-    per = 20 * focal + dice
+    per = bce + dice
     best = per.argmin(1)
     ar = torch.arange(len(best))
     hard = (logits > 0).float()

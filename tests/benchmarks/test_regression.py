@@ -10,7 +10,6 @@ machine; across CPUs / torch builds float reductions differ, so values may drift
 IoU point (percent) absolute. A real regression (a broken head, a wrong class split) moves the
 mini numbers by far more.
 """
-from pathlib import Path
 
 import pytest
 

@@ -1,0 +1,109 @@
+"""benchmarks.ov_transfer: argument parsing, the runs' options, the report and its last line.
+
+No training: the runner and the CLIP zero-shot evaluation are stubbed.
+"""
+import re
+
+import pytest
+
+from benchmarks import ov_transfer as ov
+
+LAST = re.compile(r'^u-mIoU gap \(AerOSeg\): iSAID (-?\d+\.\d|n/a), DLRSD (-?\d+\.\d|n/a), '
+                  r'OEM (-?\d+\.\d|n/a)$')
+
+
+def test_defaults_and_parsing():
+    a = ov.parse_args([])
+    assert a.datasets == ['isaid', 'dlrsd', 'oem'] and a.models == ['catseg', 'ovrs', 'aeroseg']
+    assert a.iters == ov.DEFAULT_ITERS and a.val_limit == ov.DEFAULT_VAL_LIMIT and a.threads == 1
+    a = ov.parse_args(['--datasets', 'OEM', 'isaid', 'oem', '--models', 'AerOSeg', 'CAT-Seg',
+                       '--iters', '7', '--val-limit', '0', '--force'])
+    assert a.datasets == ['oem', 'isaid'] and a.models == ['aeroseg', 'catseg']
+    assert a.iters == 7 and a.val_limit == 0 and a.force
+    assert [s.name for s in ov.plan(a)][:2] == ['aeroseg_oem_pretrained', 'aeroseg_oem_random']
+    assert len(ov.plan(a)) == 8
+
+
+@pytest.mark.parametrize('bad', [['--datasets', 'loveda'], ['--models', 'san'], ['--iters', '0'],
+                                 ['--val-limit', '-1'], ['--cfg-options', 'novalue']])
+def test_bad_arguments_exit(bad, capsys):
+    with pytest.raises(SystemExit):
+        ov.parse_args(bad)
+    assert 'error' in capsys.readouterr().err
+
+
+def test_run_options():
+    a = ov.parse_args(['--iters', '150', '--val-limit', '50', '--seed', '3',
+                       '--sam-checkpoint', 's.pth', '--cfg-options', 'x.y=1'])
+    pre = ov.run_cfg_options(ov.RunSpec('catseg', 'isaid', 'pretrained'), a)
+    rnd = ov.run_cfg_options(ov.RunSpec('aeroseg', 'isaid', 'random'), a)
+    for o in ('randomness.seed=3', 'train_cfg.max_iters=150', 'param_scheduler.0.T_max=150',
+              'param_scheduler.0.end=150', 'train_cfg.val_begin=151',
+              'test_dataloader.dataset.indices=50', 'x.y=1'):
+        assert o in pre and o in rnd
+    assert 'model.clip.pretrained=None' in rnd and not any('clip.pretrained' in o for o in pre)
+    # the SAM override only goes to configs with SAM guidance (CAT-Seg has none)
+    assert 'model.guidance.checkpoint=s.pth' in rnd and not any('guidance' in o for o in pre)
+    assert not any('indices' in o for o in ov.run_cfg_options(
+        ov.RunSpec('catseg', 'isaid', 'random'), ov.parse_args(['--val-limit', '0'])))
+    assert ov.RunSpec('ovrs', 'dlrsd', 'random').config == 'configs/ovrs/ovrs_vitb16_dlrsd.py'
+
+
+def _fake_metrics(spec):
+    u = {'pretrained': {'isaid': 41.26, 'dlrsd': 30.0, 'oem': 12.0}, 'random': 1.0}[spec.clip]
+    u = u[spec.ds] if isinstance(u, dict) else u
+    return {'s-mIoU': 60.0, 'u-mIoU': u, 'h-mIoU': 2 * 60 * u / (60 + u), 'mIoU': 50.0}
+
+
+def _zs(args):
+    r = {k: 0.5 for k in ('img_rs_seen', 'img_rs_unseen', 'img_scene_seen', 'img_scene_unseen',
+                          'img_chance_seen', 'img_chance_unseen', 'dense_value_seen',
+                          'dense_value_unseen', 'dense_plain_seen', 'dense_plain_unseen')}
+    return {'pretrained': {d: r for d in args.datasets}, 'random': {d: r for d in args.datasets}}
+
+
+def test_report_last_line_with_stub_runner(tmp_path, capsys):
+    calls = []
+
+    def run(spec, args):
+        calls.append(spec)
+        return {'ok': True, 'metrics': _fake_metrics(spec), 'train_s': 60, 'test_s': 30,
+                'vocabulary': {'train': 'seen', 'test': 'all', 'n_train': 1, 'n_test': 3,
+                               'n_classes': 3}}
+
+    rc = ov.main(['--work-dir', str(tmp_path)], run_fn=run, zero_shot_fn=_zs)
+    out = capsys.readouterr().out.rstrip('\n').splitlines()
+    assert rc == 0 and len(calls) == 18
+    assert out[-1] == 'u-mIoU gap (AerOSeg): iSAID 40.3, DLRSD 29.0, OEM 11.0'
+    assert LAST.match(out[-1])
+    assert any('MET (iSAID, DLRSD)' in ln for ln in out)
+    assert any('every run trains on the seen names' in ln for ln in out)
+    assert (tmp_path / 'report.txt').read_text().rstrip('\n').splitlines()[-1] == out[-1]
+
+
+def test_last_line_marks_missing_and_failed(tmp_path, capsys):
+    def run(spec, args):
+        if spec.clip == 'random':
+            return {'ok': False, 'error': 'train exit 1: RuntimeError: boom'}
+        return {'ok': True, 'metrics': _fake_metrics(spec)}
+
+    rc = ov.main(['--work-dir', str(tmp_path), '--datasets', 'oem', '--skip-zero-shot'], run_fn=run)
+    out = capsys.readouterr().out.rstrip('\n').splitlines()
+    assert rc == 1
+    assert out[-1] == 'u-mIoU gap (AerOSeg): iSAID n/a, DLRSD n/a, OEM n/a'
+    assert any('FAILED random: train exit 1: RuntimeError: boom' in ln for ln in out)
+    assert any('NOT MET' in ln for ln in out)
+
+
+def test_negative_gap_and_runner_exception(tmp_path, capsys):
+    def run(spec, args):
+        if spec.model == 'catseg':
+            raise ValueError('bad config')
+        return {'ok': True, 'metrics': {'s-mIoU': 1.0, 'u-mIoU': 2.0 if spec.clip == 'pretrained' else 5.55}}
+
+    ov.main(['--work-dir', str(tmp_path), '--skip-zero-shot', '--datasets', 'isaid', 'dlrsd', 'oem'],
+            run_fn=run)
+    out = capsys.readouterr().out.rstrip('\n').splitlines()
+    assert out[-1] == 'u-mIoU gap (AerOSeg): iSAID -3.5, DLRSD -3.5, OEM -3.5'
+    assert LAST.match(out[-1])
+    assert any('ValueError: bad config' in ln for ln in out)
