@@ -8,6 +8,8 @@
   temporary file in the same folder and moved into place with ``os.replace``, so a reader (or a
   resumed run) never sees half a file.
 * :func:`environment` - git commit, package versions, device: stored with each result.
+* :func:`prepare_run` - the common start of ``benchmarks.train`` and ``benchmarks.test``
+  (registries, config at its scale, config hash, launcher, work dir).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = ['REPO_ROOT', 'load_config', 'config_hash', 'atomic_write_text', 'atomic_write_json',
            'read_json', 'environment', 'git_commit', 'peak_memory', 'device_name',
-           'ConfigError']
+           'ConfigError', 'register_all', 'setup_work_dir', 'prepare_run']
 
 
 class ConfigError(RuntimeError):
@@ -223,3 +225,36 @@ def peak_memory() -> Dict[str, Optional[float]]:
 def environment() -> Dict[str, Any]:
     return {'git_commit': git_commit(), 'versions': package_versions(), 'device': device_name(),
             'host': platform.node()}
+
+
+def register_all() -> None:
+    """Import the packages whose import registers models, datasets, transforms and metrics."""
+    import aeroseg  # noqa: F401
+    try:
+        import baselines  # noqa: F401
+    except ModuleNotFoundError as e:
+        if e.name != 'baselines':
+            raise
+
+
+def setup_work_dir(cfg, work_dir, config_path) -> str:
+    """``--work-dir``, else the config's ``work_dir``, else ``./work_dirs/<config name>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = os.path.join('./work_dirs',
+                                    os.path.splitext(os.path.basename(config_path))[0])
+    return cfg.work_dir
+
+
+def prepare_run(args):
+    """The start shared by ``benchmarks.train`` and ``benchmarks.test``: register the modules,
+    load ``args.config`` at ``args.scale`` (with ``--data-root`` / ``--cfg-options``), hash it,
+    set the launcher and the work dir. Returns ``(cfg, config_hash, work_dir)``."""
+    register_all()
+    cfg = load_config(args.config, scale=args.scale, data_root=args.data_root,
+                      cfg_options=args.cfg_options)
+    h = config_hash(args.config, args.scale, args.data_root, args.cfg_options)
+    cfg.launcher = args.launcher
+    work_dir = setup_work_dir(cfg, args.work_dir, args.config)
+    return cfg, h, work_dir

@@ -22,9 +22,8 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from benchmarks.common import (atomic_write_json, config_hash, environment, load_config,
-                               peak_memory)
-from benchmarks.train import build_runner, register_all, setup_work_dir
+from benchmarks.common import atomic_write_json, environment, peak_memory, prepare_run
+from benchmarks.train import build_runner
 
 METRICS = 'metrics.json'
 
@@ -81,13 +80,7 @@ def to_plain(metrics) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     t0 = time.time()
-    register_all()
-
-    cfg = load_config(args.config, scale=args.scale, data_root=args.data_root,
-                      cfg_options=args.cfg_options)
-    h = config_hash(args.config, args.scale, args.data_root, args.cfg_options)
-    cfg.launcher = args.launcher
-    work_dir = setup_work_dir(cfg, args.work_dir, args.config)
+    cfg, h, work_dir = prepare_run(args)
     if args.checkpoint is not None:
         cfg.load_from = args.checkpoint
     cfg.resume = False

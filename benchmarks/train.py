@@ -23,8 +23,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 
-from benchmarks.common import (atomic_write_json, config_hash, environment, load_config,
-                               peak_memory)
+from benchmarks.common import atomic_write_json, environment, peak_memory, prepare_run
 
 FINAL_WEIGHTS = 'final_weights.pth'
 TRAIN_DONE = 'train_done.json'
@@ -50,24 +49,6 @@ def parse_args(argv=None):
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
-
-
-def register_all() -> None:
-    """Import the packages whose import registers models, datasets, transforms and metrics."""
-    import aeroseg  # noqa: F401
-    try:
-        import baselines  # noqa: F401
-    except ModuleNotFoundError as e:
-        if e.name != 'baselines':
-            raise
-
-
-def setup_work_dir(cfg, work_dir, config_path) -> str:
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
-    return cfg.work_dir
 
 
 def enable_amp(cfg) -> None:
@@ -136,13 +117,7 @@ def save_final_weights(runner, path: str, meta: dict) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     t0 = time.time()
-    register_all()
-
-    cfg = load_config(args.config, scale=args.scale, data_root=args.data_root,
-                      cfg_options=args.cfg_options)
-    h = config_hash(args.config, args.scale, args.data_root, args.cfg_options)
-    cfg.launcher = args.launcher
-    work_dir = setup_work_dir(cfg, args.work_dir, args.config)
+    cfg, h, work_dir = prepare_run(args)
     if args.amp:
         enable_amp(cfg)
     cfg.resume = bool(args.resume)

@@ -9,6 +9,8 @@ layout::
 
 ``metainfo`` carries ``classes`` (all K classes, id order), ``palette``, ``seen`` and
 ``unseen`` (id tuples, read by ``OpenVocabIoUMetric``) and ``dataset`` (the split key).
+Each sample's data info carries ``ov_unseen`` and ``ov_num_classes`` from that metainfo, so
+``HideUnseenClasses()`` / ``CheckLabelValues()`` need no split argument in the configs.
 A missing folder, an image without label or an empty folder is an error that names the path
 and the command that creates it.
 """
@@ -94,6 +96,17 @@ class OVSegDataset(BaseSegDataset):
             raise ValueError(f'{type(self).__name__}: ids {sorted(set(seen) & set(unseen))} '
                              f'are both seen and unseen')
         meta['seen'], meta['unseen'] = seen, unseen
+
+    # ------------------------------------------------------------------ samples
+    def get_data_info(self, idx: int) -> dict:
+        """mmseg's data info plus what the protocol transforms read when built without a
+        split (one shared pipeline for every dataset, configs/_base_/datasets/_open_vocab.py):
+        ``ov_unseen`` (``metainfo['unseen']``, read by ``HideUnseenClasses``) and
+        ``ov_num_classes`` (``len(metainfo['classes'])``, read by ``CheckLabelValues``)."""
+        info = super().get_data_info(idx)
+        info['ov_unseen'] = tuple(self._metainfo['unseen'])
+        info['ov_num_classes'] = len(self._metainfo['classes'])
+        return info
 
     # ------------------------------------------------------------------ loading
     def _where(self) -> str:

@@ -30,6 +30,18 @@ def _ids(values: Sequence[int], what: str) -> tuple:
     return out
 
 
+def _from_sample(results: dict, key: str, transform: BaseTransform, arg: str):
+    """``results[key]`` (put there by ``OVSegDataset``) for a transform built without ``arg``
+    and ``split``; a clear error when the sample does not carry it (another dataset class)."""
+    value = results.get(key)
+    if value is None:
+        raise ValueError(
+            f'{type(transform).__name__} needs {arg} or `split` (a dataset key of '
+            f'aeroseg.datasets.splits, e.g. split="isaid"), or a sample with `{key}` (set by '
+            f'the aeroseg open-vocabulary datasets, OVSegDataset)')
+    return value
+
+
 @TRANSFORMS.register_module()
 class HideUnseenClasses(BaseTransform):
     """Set the pixels of unseen classes to ``ignore_index`` in ``gt_seg_map``.
@@ -40,43 +52,61 @@ class HideUnseenClasses(BaseTransform):
             used when ``unseen_ids`` is not given, so configs need no class lists.
         ignore_index: value written for hidden pixels (mmseg's 255).
 
-    Required keys: ``gt_seg_map``. Modified keys: ``gt_seg_map`` (dtype kept).
+    With neither ``unseen_ids`` nor ``split`` the ids come from each sample's ``ov_unseen``
+    (put there by :class:`aeroseg.datasets.base.OVSegDataset` from its ``metainfo['unseen']``),
+    so one pipeline serves every dataset; explicit arguments win over the sample.
+
+    Required keys: ``gt_seg_map`` (and ``ov_unseen`` when built without ids / split).
+    Modified keys: ``gt_seg_map`` (dtype kept).
     """
 
     def __init__(self, unseen_ids: Optional[Sequence[int]] = None, split: Optional[str] = None,
                  ignore_index: int = 255) -> None:
-        if unseen_ids is None and split is None:
-            raise ValueError('HideUnseenClasses needs `unseen_ids` or `split` (a dataset key of '
-                             'aeroseg.datasets.splits, e.g. split="isaid")')
-        if unseen_ids is None:
-            unseen_ids = get_split(split).unseen
-        self.unseen_ids = _ids(unseen_ids, 'HideUnseenClasses.unseen_ids')
-        if ignore_index in self.unseen_ids:
-            raise ValueError(f'HideUnseenClasses: ignore_index {ignore_index} is listed as unseen')
-        self.split = split
         self.ignore_index = int(ignore_index)
-        lut = np.arange(256, dtype=np.int64)
-        lut[list(self.unseen_ids)] = self.ignore_index
-        self._lut = lut
+        if unseen_ids is None and split is not None:
+            unseen_ids = get_split(split).unseen
+        self.split = split
+        self.unseen_ids = (None if unseen_ids is None
+                           else self._checked(unseen_ids, 'HideUnseenClasses.unseen_ids'))
+        self._luts: dict = {}
+
+    def _checked(self, ids: Sequence[int], what: str) -> tuple:
+        ids = _ids(ids, what)
+        if self.ignore_index in ids:
+            raise ValueError(f'HideUnseenClasses: ignore_index {self.ignore_index} is listed as '
+                             f'unseen ({what})')
+        return ids
+
+    def _lut(self, unseen: tuple) -> np.ndarray:
+        lut = self._luts.get(unseen)
+        if lut is None:
+            lut = np.arange(256, dtype=np.int64)
+            lut[list(unseen)] = self.ignore_index
+            lut = self._luts[unseen] = lut.astype(np.uint8)
+        return lut
 
     def transform(self, results: dict) -> dict:
         if 'gt_seg_map' not in results:
             raise KeyError('HideUnseenClasses needs `gt_seg_map`: put it after LoadAnnotations '
                            'in the pipeline')
+        unseen = self.unseen_ids
+        if unseen is None:
+            unseen = self._checked(_from_sample(results, 'ov_unseen', self, '`unseen_ids`'),
+                                   'sample key ov_unseen')
         gt = results['gt_seg_map']
-        if not self.unseen_ids:
+        if not unseen:
             return results
         if gt.dtype == np.uint8:
-            results['gt_seg_map'] = self._lut.astype(np.uint8)[gt]
+            results['gt_seg_map'] = self._lut(unseen)[gt]
         else:  # any integer dtype; values outside 0..255 are left as they are
             out = gt.copy()
-            out[np.isin(gt, self.unseen_ids)] = self.ignore_index
+            out[np.isin(gt, unseen)] = self.ignore_index
             results['gt_seg_map'] = out
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(unseen_ids={self.unseen_ids}, '
-                f'ignore_index={self.ignore_index})')
+        ids = self.unseen_ids if self.unseen_ids is not None else "<sample['ov_unseen']>"
+        return f'{self.__class__.__name__}(unseen_ids={ids}, ignore_index={self.ignore_index})'
 
 
 @TRANSFORMS.register_module()
@@ -87,14 +117,16 @@ class CheckLabelValues(BaseTransform):
         num_classes: K. ``None`` reads ``get_split(split).num_classes``.
         split: a key of :mod:`aeroseg.datasets.splits` (used when ``num_classes`` is None).
         ignore_index: the one value allowed besides 0..K-1.
+
+    With neither ``num_classes`` nor ``split``, K comes from each sample's ``ov_num_classes``
+    (put there by :class:`aeroseg.datasets.base.OVSegDataset`); explicit arguments win.
     """
 
     def __init__(self, num_classes: Optional[int] = None, split: Optional[str] = None,
                  ignore_index: int = 255) -> None:
-        if num_classes is None and split is None:
-            raise ValueError('CheckLabelValues needs `num_classes` or `split`')
-        self.num_classes = int(num_classes if num_classes is not None
-                               else get_split(split).num_classes)
+        if num_classes is None and split is not None:
+            num_classes = get_split(split).num_classes
+        self.num_classes = None if num_classes is None else int(num_classes)
         self.ignore_index = int(ignore_index)
 
     def transform(self, results: dict) -> dict:
@@ -102,6 +134,8 @@ class CheckLabelValues(BaseTransform):
         if gt is None:
             raise KeyError('CheckLabelValues needs `gt_seg_map`: put it after LoadAnnotations')
         k = self.num_classes
+        if k is None:
+            k = int(_from_sample(results, 'ov_num_classes', self, '`num_classes`'))
         if gt.dtype == np.uint8:
             counts = np.bincount(gt.ravel(), minlength=256)
             counts[:k] = 0
@@ -119,5 +153,5 @@ class CheckLabelValues(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(num_classes={self.num_classes}, '
-                f'ignore_index={self.ignore_index})')
+        k = self.num_classes if self.num_classes is not None else "<sample['ov_num_classes']>"
+        return f'{self.__class__.__name__}(num_classes={k}, ignore_index={self.ignore_index})'

@@ -58,6 +58,7 @@ from torch import nn
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
+from aeroseg.models.cost_volume import derotate_dense_features
 from aeroseg.models.prompts import TemplatesArg, format_prompts, get_templates, prompt_average
 from aeroseg.utils.checkpoint import CheckpointError, load_external_state_dict, load_into
 
@@ -442,9 +443,8 @@ class CLIPDenseBackbone(BaseModule):
         b = x.shape[0]
         views = [torch.rot90(x, k=a // 90, dims=(2, 3)) if a else x for a in self.rotations]
         out = self.encode_dense(torch.cat(views, dim=0) if len(views) > 1 else views[0], with_cls=with_cls)
-        dense = out['dense'].split(b, dim=0)
-        dense = [torch.rot90(d, k=-(a // 90), dims=(2, 3)) if a else d for d, a in zip(dense, self.rotations)]
-        result = {'dense': torch.stack(dense, dim=1)}
+        result = {'dense': derotate_dense_features(out['dense'].split(b, dim=0),
+                                                   ks=[a // 90 for a in self.rotations])}
         if self.tap_indices:
             r0 = self.rotations.index(0)
             result['taps'] = [t[r0 * b:(r0 + 1) * b] for t in out['taps']]

@@ -102,3 +102,17 @@ def test_resolve_vocabulary():
         resolve_vocabulary('dlrsd', ['lava'])
     with pytest.raises(ValueError, match='vocabulary'):
         resolve_vocabulary('dlrsd', 'some')
+
+
+def test_data_info_carries_the_protocol_for_split_free_transforms(tmp_path):
+    fake_processed(tmp_path, 'oem', {'val': 1})
+    s = get_split('oem')
+    info = build('OpenEarthMapDataset', tmp_path).get_data_info(0)
+    assert info['ov_unseen'] == s.unseen and info['ov_num_classes'] == s.num_classes
+    # it follows the dataset's metainfo (overrides, class subsets), not the split module
+    info = build('OpenEarthMapDataset', tmp_path,
+                 metainfo=dict(seen=s.unseen, unseen=s.seen)).get_data_info(0)
+    assert info['ov_unseen'] == s.seen
+    info = build('OpenEarthMapDataset', tmp_path,
+                 metainfo=dict(classes=('water', 'road'))).get_data_info(0)
+    assert info['ov_unseen'] == (0,) and info['ov_num_classes'] == 2

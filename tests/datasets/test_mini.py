@@ -16,7 +16,7 @@ from aeroseg.datasets.splits import get_split
 
 ASSETS = Path(__file__).resolve().parents[2] / 'aeroseg' / 'assets' / 'mini'
 CLIP_NAME = 'aeroseg-mini-ViT-8'
-SAM_NAME = 'sam_vit_tiny_mini'
+SAM_NAME = 'tiny_sam'
 
 
 def _tree_hash(root: Path) -> str:

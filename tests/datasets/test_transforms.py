@@ -27,8 +27,10 @@ def test_hide_unseen_explicit_ids_and_other_dtypes():
 
 
 def test_hide_unseen_bad_arguments():
+    # no ids, no split and a sample without `ov_unseen`: nothing says what to hide
     with pytest.raises(ValueError, match='unseen_ids'):
-        TRANSFORMS.build(dict(type='HideUnseenClasses'))
+        hide = TRANSFORMS.build(dict(type='HideUnseenClasses'))
+        hide(dict(gt_seg_map=np.zeros((1, 1), np.uint8)))
     with pytest.raises(KeyError, match='unknown dataset'):
         TRANSFORMS.build(dict(type='HideUnseenClasses', split='nope'))
     with pytest.raises(ValueError, match='ignore_index'):
@@ -46,3 +48,27 @@ def test_check_label_values():
     t16 = TRANSFORMS.build(dict(type='CheckLabelValues', num_classes=3))
     with pytest.raises(ValueError, match=r'\[-1\]'):
         t16(dict(gt_seg_map=np.array([[-1, 0]], np.int16)))
+
+
+def test_transforms_read_the_split_from_the_sample_and_explicit_arguments_win():
+    gt = np.array([[0, 1, 2, 3, 255]], np.uint8)
+    hide = TRANSFORMS.build(dict(type='HideUnseenClasses'))
+    out = hide(dict(gt_seg_map=gt.copy(), ov_unseen=(1, 3)))['gt_seg_map']
+    np.testing.assert_array_equal(out, [[0, 255, 2, 255, 255]])
+    assert out.dtype == np.uint8
+    out = hide(dict(gt_seg_map=gt.astype(np.int64), ov_unseen=(2,)))['gt_seg_map']
+    np.testing.assert_array_equal(out, [[0, 1, 255, 3, 255]])  # per-sample ids, not cached ones
+    explicit = TRANSFORMS.build(dict(type='HideUnseenClasses', unseen_ids=[0]))
+    np.testing.assert_array_equal(
+        explicit(dict(gt_seg_map=gt.copy(), ov_unseen=(1, 3)))['gt_seg_map'], [[255, 1, 2, 3, 255]])
+    with pytest.raises(ValueError, match='ignore_index 255 is listed as unseen'):
+        hide(dict(gt_seg_map=gt.copy(), ov_unseen=(255,)))
+
+    check = TRANSFORMS.build(dict(type='CheckLabelValues'))
+    assert check(dict(gt_seg_map=gt, ov_num_classes=4))['gt_seg_map'] is gt
+    with pytest.raises(ValueError, match=r'holds value\(s\) \[3\]'):
+        check(dict(gt_seg_map=gt, ov_num_classes=3))
+    with pytest.raises(ValueError, match='num_classes'):
+        check(dict(gt_seg_map=gt))
+    by_split = TRANSFORMS.build(dict(type='CheckLabelValues', split='oem'))  # K = 8 wins over 2
+    assert by_split(dict(gt_seg_map=gt, ov_num_classes=2))['gt_seg_map'] is gt

@@ -7,7 +7,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -36,6 +36,39 @@ def require_same_size(img_path: Path, img_size: Tuple[int, int], lab_path: Path,
             f'size mismatch: image {str(img_path)!r} is {img_size[0]}x{img_size[1]} (WxH) but '
             f'its label {str(lab_path)!r} is {lab_size[0]}x{lab_size[1]}; the pair does not '
             f'belong together or one file is damaged')
+
+
+def require_pairs(images: Mapping[str, object], masks: Mapping[str, object],
+                  no_mask: Callable[[str], str], no_image: Callable[[str], str]) -> None:
+    """Every image stem has a mask and every mask stem an image. Else fail on the first stem
+    (sorted) with how many there are; ``no_mask(stem)`` / ``no_image(stem)`` say which file
+    lacks what (each release names its files its own way)."""
+    missing = sorted(set(images) - set(masks))
+    if missing:
+        raise PrepareError(f'image without mask: {no_mask(missing[0])} '
+                           f'({len(missing)} such images)')
+    missing = sorted(set(masks) - set(images))
+    if missing:
+        raise PrepareError(f'mask without image: {no_image(missing[0])} '
+                           f'({len(missing)} such masks)')
+
+
+def decode_raw_values(im: Image.Image, raw_to_id: Mapping[int, int], what: str,
+                      mode_hint: str, allowed: str) -> np.ndarray:
+    """A single-band (L / P) label image whose pixel values are raw class values -> uint8 ids
+    through the split's ``raw_to_id``. Another mode, or a value ``raw_to_id`` does not list, is
+    an error naming ``what`` (e.g. ``"mask '<path>'"``) with ``mode_hint`` / ``allowed``."""
+    if im.mode not in ('P', 'L'):
+        raise PrepareError(f'{what} has mode {im.mode!r}; {mode_hint}')
+    raw = np.asarray(im)
+    lut = np.full(256, -1, dtype=np.int16)
+    for v, i in raw_to_id.items():
+        lut[v] = i
+    ids = lut[raw]
+    if (ids < 0).any():
+        bad = np.unique(raw[ids < 0]).tolist()
+        raise PrepareError(f'{what} holds value(s) {bad[:10]} outside the {allowed}')
+    return ids.astype(np.uint8)
 
 
 def open_image(path: Path) -> Image.Image:

@@ -31,9 +31,9 @@ import numpy as np
 from PIL import Image
 
 from ..splits import get_split
-from .common import (SPLITS, PrepareError, SplitStats, as_rgb, atomic_save, label_image,
-                     open_image, out_paths, progress, read_existing_label, report, require_dir,
-                     require_same_size)
+from .common import (SPLITS, PrepareError, SplitStats, as_rgb, atomic_save, decode_raw_values,
+                     label_image, open_image, out_paths, progress, read_existing_label, report,
+                     require_dir, require_pairs, require_same_size)
 
 PAPER_COUNTS = {'train': 5601, 'val': 1401}
 _LABEL_CANDIDATES = ('DLRSD/Images', 'DLRSD/Labels', 'DLRSD', 'Labels')
@@ -82,16 +82,11 @@ def find_pairs(img_root: Path, lab_root: Path) -> List[Tuple[str, str, Path, Pat
         raise PrepareError(f'no .tif images in {str(img_root)!r}/<scene>/; expected UC Merced '
                            f'Images/<scene>/<scene>NN.tif')
     masks = {p.stem: p for p in sorted(lab_root.glob('*/*.png'))}
-    no_mask = sorted(set(images) - set(masks))
-    if no_mask:
-        s = no_mask[0]
-        raise PrepareError(f'image without mask: {str(images[s][1])!r} has no '
-                           f'{images[s][0]}/{s}.png in {str(lab_root)!r} '
-                           f'({len(no_mask)} such images)')
-    no_img = sorted(set(masks) - set(images))
-    if no_img:
-        raise PrepareError(f'mask without image: {str(masks[no_img[0]])!r} has no UC Merced '
-                           f'image in {str(img_root)!r} ({len(no_img)} such masks)')
+    require_pairs(
+        images, masks,
+        no_mask=lambda s: (f'{str(images[s][1])!r} has no {images[s][0]}/{s}.png in '
+                           f'{str(lab_root)!r}'),
+        no_image=lambda s: f'{str(masks[s])!r} has no UC Merced image in {str(img_root)!r}')
     return [(images[s][0], s, images[s][1], masks[s]) for s in sorted(images)]
 
 
@@ -122,21 +117,11 @@ def assign_splits(pairs, val_fraction: float, val_list: Optional[str]) -> Dict[s
 
 
 def decode_mask(path: Path) -> np.ndarray:
-    split = get_split('dlrsd')
-    im = Image.open(path)
-    if im.mode not in ('P', 'L'):
-        raise PrepareError(f'mask {str(path)!r} has mode {im.mode!r}; DLRSD masks are palette '
-                           f'(P) PNGs whose pixel values are the class ids 1..17, not colours')
-    raw = np.asarray(im)
-    lut = np.full(256, -1, dtype=np.int16)
-    for v, i in split.raw_to_id.items():
-        lut[v] = i
-    ids = lut[raw]
-    if (ids < 0).any():
-        bad = np.unique(raw[ids < 0]).tolist()
-        raise PrepareError(f'mask {str(path)!r} holds value(s) {bad[:10]} outside the DLRSD '
-                           f'class ids 1..17')
-    return ids.astype(np.uint8)
+    return decode_raw_values(
+        Image.open(path), get_split('dlrsd').raw_to_id, f'mask {str(path)!r}',
+        mode_hint='DLRSD masks are palette (P) PNGs whose pixel values are the class ids 1..17, '
+                  'not colours',
+        allowed='DLRSD class ids 1..17')
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -36,7 +36,8 @@ from PIL import Image
 
 from ..splits import get_split
 from .common import (IGNORE, SPLITS, PrepareError, SplitStats, as_rgb, open_image, progress,
-                     report, require_dir, require_same_size, reuse_crops, write_crops)
+                     report, require_dir, require_pairs, require_same_size, reuse_crops,
+                     write_crops)
 
 PAPER_COUNTS = {'train': 18076, 'val': 6363}
 DEVKIT_SKIP = ('P1527', 'P1530')  # iSAID_Devkit preprocess/split.py skips these two
@@ -74,15 +75,11 @@ def find_pairs(raw: Path, split: str) -> List[Tuple[str, Path, Path]]:
         zips = sorted(str(z) for z in root.rglob('*.zip'))
         hint = (f'; extract the archives first: {", ".join(zips)}' if zips else '')
         raise PrepareError(f'no iSAID images (P0000.png ...) under {str(root)!r}{hint}')
-    no_mask = sorted(set(images) - set(masks))
-    if no_mask:
-        raise PrepareError(f'image without mask: {str(images[no_mask[0]])!r} has no '
-                           f'{no_mask[0]}_instance_color_RGB.png under {str(root)!r} '
-                           f'({len(no_mask)} such images)')
-    no_img = sorted(set(masks) - set(images))
-    if no_img:
-        raise PrepareError(f'mask without image: {str(masks[no_img[0]])!r} has no '
-                           f'{no_img[0]}.png under {str(root)!r} ({len(no_img)} such masks)')
+    require_pairs(
+        images, masks,
+        no_mask=lambda s: (f'{str(images[s])!r} has no {s}_instance_color_RGB.png under '
+                           f'{str(root)!r}'),
+        no_image=lambda s: f'{str(masks[s])!r} has no {s}.png under {str(root)!r}')
     return [(s, images[s], masks[s]) for s in sorted(images)]
 
 

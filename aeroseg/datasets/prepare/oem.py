@@ -34,8 +34,8 @@ import numpy as np
 from PIL import Image
 
 from ..splits import get_split
-from .common import (SPLITS, PrepareError, SplitStats, as_rgb, open_image, progress, report,
-                     require_dir, require_same_size, reuse_crops, write_crops)
+from .common import (SPLITS, PrepareError, SplitStats, as_rgb, decode_raw_values, open_image,
+                     progress, report, require_dir, require_same_size, reuse_crops, write_crops)
 
 PAPER_COUNTS = {'train': 31154, 'val': 5195}
 
@@ -84,21 +84,10 @@ def index_files(raw: Path, sub: str) -> Dict[str, Path]:
 
 
 def decode_label(path: Path) -> np.ndarray:
-    split = get_split('oem')
-    im = open_image(path)
-    if im.mode not in ('L', 'P'):
-        raise PrepareError(f'label {str(path)!r} has mode {im.mode!r}; OpenEarthMap labels are '
-                           f'single-band uint8 GeoTIFFs with values 0..8')
-    raw = np.asarray(im)
-    lut = np.full(256, -1, dtype=np.int16)
-    for v, i in split.raw_to_id.items():
-        lut[v] = i
-    ids = lut[raw]
-    if (ids < 0).any():
-        bad = np.unique(raw[ids < 0]).tolist()
-        raise PrepareError(f'label {str(path)!r} holds value(s) {bad[:10]} outside the '
-                           f'OpenEarthMap values 0 (unknown) .. 8')
-    return ids.astype(np.uint8)
+    return decode_raw_values(
+        open_image(path), get_split('oem').raw_to_id, f'label {str(path)!r}',
+        mode_hint='OpenEarthMap labels are single-band uint8 GeoTIFFs with values 0..8',
+        allowed='OpenEarthMap values 0 (unknown) .. 8')
 
 
 def find_pairs(raw: Path, split: str, xbd: set, images: Dict[str, Path],
