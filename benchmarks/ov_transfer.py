@@ -378,22 +378,29 @@ def last_line(results: Dict[RunSpec, dict]) -> str:
     return 'u-mIoU gap (AerOSeg): ' + ', '.join(parts)
 
 
+def _pair(r: dict, key: str, fmt: str = '4.2f') -> str:
+    s, u = r.get(f'{key}_seen'), r.get(f'{key}_unseen')
+    if s is None or u is None:
+        return f'{"-":>4} / {"-":>4}' if fmt == '4.2f' else f'{"-":>4} / {"-":>4}'
+    return f'{s:{fmt}} / {u:{fmt}}'
+
+
 def _zero_shot_lines(zs: dict, datasets: Sequence[str]) -> List[str]:
-    out = ['Tiny CLIP zero-shot on the same val images (tools/train_tiny_clip.py evaluate):',
-           '  image level: top-k precision within the seen / unseen class subset, k = subset classes',
-           '  present (>= 16 px); chance = k / subset size. Dense: value-path tokens vs prompts, mIoU.',
-           f'  {"dataset":<7} {"CLIP":<10} | {"RS prompts s/u":>14} | {"scene prompt s/u":>16} | '
-           f'{"chance s/u":>11} | {"dense mIoU s/u":>14}']
+    out = ['Tiny CLIP zero-shot on the same val images (tools/train_tiny_clip.py evaluate), seen / unseen:',
+           '  top-k: image-level top-k precision within the seen (unseen) class subset, k = subset classes',
+           '  present (>= 16 px), with the RS prompts (AerOSeg) and "a photo of a {} in the scene" (CAT-Seg);',
+           '  chance = k / subset size; prior = a constant ranking by the val class frequencies;',
+           '  AUC = per-class image ranking ROC-AUC (chance 0.50); dense = value-path tokens vs RS prompts, mIoU.',
+           f'  {"dataset":<7} {"CLIP":<10} | {"top-k RS":^11} | {"top-k scene":^11} | {"chance":^11} | '
+           f'{"prior":^11} | {"AUC RS":^11} | {"dense mIoU":^11}']
     for ds in datasets:
         for which in ('pretrained', 'random'):
             r = (zs.get(which) or {}).get(ds)
             if not r:
                 continue
-            out.append(f'  {DATASETS[ds]:<7} {which:<10} | '
-                       f'{r["img_rs_seen"]:6.2f} /{r["img_rs_unseen"]:5.2f} | '
-                       f'{r["img_scene_seen"]:8.2f} /{r["img_scene_unseen"]:5.2f} | '
-                       f'{r["img_chance_seen"]:4.2f} /{r["img_chance_unseen"]:5.2f} | '
-                       f'{r["dense_value_seen"]:6.1f} /{r["dense_value_unseen"]:5.1f}')
+            out.append(f'  {DATASETS[ds]:<7} {which:<10} | {_pair(r, "img_rs")} | {_pair(r, "img_scene")} | '
+                       f'{_pair(r, "img_chance")} | {_pair(r, "img_prior")} | {_pair(r, "auc_rs")} | '
+                       f'{_pair(r, "dense_value", "4.1f")}')
     return out
 
 

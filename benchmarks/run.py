@@ -323,7 +323,7 @@ def _config_arg(job: Job) -> str:
 
 
 def train_command(job: Job, opts, resume: bool) -> List[str]:
-    return _wrap('benchmarks.train', [_config_arg(job), *_common_args(job, opts)]
+    return _wrap('benchmarks.train', [_config_arg(job), *_common_args(job, opts), '--no-validate']
                  + (['--resume'] if resume else []), opts)
 
 

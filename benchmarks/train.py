@@ -38,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument('--resume', action='store_true',
                    help='resume from the latest checkpoint in the work dir (if any)')
     p.add_argument('--amp', action='store_true', help='mixed precision (AmpOptimWrapper)')
+    p.add_argument('--no-validate', action='store_true',
+                   help='skip validation during training (the runner tests separately)')
     p.add_argument('--scale', choices=['full', 'mini'], default='full',
                    help='"mini": tiny widths on the generated mini data (CPU-sized)')
     p.add_argument('--data-root', help='this dataset\'s processed root (overrides the config)')
@@ -121,6 +123,8 @@ def main(argv=None) -> int:
     if args.amp:
         enable_amp(cfg)
     cfg.resume = bool(args.resume)
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
 
     runner = build_runner(cfg)
     safe = ensure_safe_checkpoints(runner)

@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from aeroseg.datasets import mini  # noqa: E402
 
-NAME = 'tiny_sam'  # configs/_base_/scale/mini.py reads aeroseg/assets/mini/tiny_sam.pth
+NAME = 'sam_vit_tiny_mini'  # read by configs/_base_/scale/mini.py
 SAM_CFG = {
     'img_size': 256, 'patch_size': 16, 'encoder_embed_dim': 128, 'encoder_depth': 6,
     'encoder_num_heads': 4, 'encoder_global_attn_indexes': [1, 3, 5], 'window_size': 4,

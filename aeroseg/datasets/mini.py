@@ -52,7 +52,7 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import PIL
@@ -810,20 +810,14 @@ def _isaid_scene(cv: _Canvas, t: int):
         _place(cv, _small_vehicle, cv.mask_of('pavement', 'developed space'), rng.integers(0, 5))
 
 
-def _residential(cv, road_key, bld_rows=True, car_key='small vehicle'):
-    """Houses along a road (shared by DLRSD and OEM residential scenes)."""
+def _streets(cv, key: str = 'pavement') -> float:
+    """1-2 perpendicular streets of ``key`` (DLRSD labels streets 'pavement'); returns their angle."""
     rng, s, H = cv.rng, cv.s, cv.H
     ang = rng.uniform(0, math.pi)
-    roads = []
     for k in range(rng.integers(1, 3)):
-        a_ = ang + k * math.pi / 2
         y, x = rng.uniform(0.25, 0.75, 2) * H
-        if road_key == 'road':
-            roads.append((_road(cv, a_, y, x), a_))
-        else:  # DLRSD: streets are pavement
-            m = cv.band('pavement', a_, rng.uniform(7, 10) * s, y, x)
-            roads.append(None)
-    return roads, ang
+        cv.band(key, ang + k * math.pi / 2, rng.uniform(7, 10) * s, y, x)
+    return ang
 
 
 def _dlrsd_scene(cv: _Canvas, t: int):
@@ -853,7 +847,7 @@ def _dlrsd_scene(cv: _Canvas, t: int):
         dense = kind == 'dense residential'
         cv.layout(['grass', 'tree', 'bare soil'] if not dense else ['grass', 'tree', 'pavement'],
                   [3, 2, 1] if not dense else [2, 2, 1])
-        roads, ang = _residential(cv, 'pavement')
+        ang = _streets(cv)
         if not dense and rng.uniform() < 0.6:
             cv.pond('water', thr=1.3, cells=5)
         cv.render_stuff()

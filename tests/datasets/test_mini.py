@@ -16,7 +16,7 @@ from aeroseg.datasets.splits import get_split
 
 ASSETS = Path(__file__).resolve().parents[2] / 'aeroseg' / 'assets' / 'mini'
 CLIP_NAME = 'aeroseg-mini-ViT-8'
-SAM_NAME = 'tiny_sam'
+SAM_NAME = 'sam_vit_tiny_mini'
 
 
 def _tree_hash(root: Path) -> str:
@@ -177,8 +177,11 @@ def test_tiny_clip_checkpoint_format():
 
 @torch.no_grad()
 def test_tiny_clip_zero_shot_beats_chance_seen_and_unseen():
-    """Image-level top-k precision on 64 held-out val images per dataset, per class subset."""
+    """On 64 held-out val images per dataset, with the paper's remote-sensing prompts, for seen and
+    for unseen classes: per-class ROC-AUC of image ranking well above 0.5 (a constant or random
+    ranking scores 0.5; the seeded random init scores 0.42-0.64) and top-k precision above chance."""
     torch.set_num_threads(1)
+    F = torch.nn.functional
     model, tok = _clip()
     templates = ('a satellite image of a {}.', 'a land use image of a {}.',
                  'a remote sensing image of a {}.', 'an aerial image of a {}.')
@@ -189,28 +192,33 @@ def test_tiny_clip_zero_shot_beats_chance_seen_and_unseen():
         imgs, labs, _, _ = _read(ensure_mini(name), 'val', name)
         x = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert('RGB')) for p in imgs[:64]]))
         x = (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
-        f = torch.nn.functional.normalize(model.encode_image(x), dim=-1)
-        t = torch.stack([torch.nn.functional.normalize(
-            torch.nn.functional.normalize(model.encode_text(tok([tp.format(c) for tp in templates])), dim=-1).mean(0),
-            dim=0) for c in sp.classes])
-        scores = f @ t.T
+        f = F.normalize(model.encode_image(x), dim=-1)
+        t = torch.stack([F.normalize(F.normalize(model.encode_text(tok([tp.format(c) for tp in templates])),
+                                                 dim=-1).mean(0), dim=0) for c in sp.classes])
+        scores = (f @ t.T).numpy()
+        present = np.stack([np.bincount(np.asarray(Image.open(p)).ravel(), minlength=256)[:sp.num_classes] >= 16
+                            for p in labs[:64]])
         for part in (sp.seen, sp.unseen):
-            prec, chance = [], []
-            for s, lp in zip(scores, labs[:64]):
-                ids, cnt = np.unique(np.asarray(Image.open(lp)), return_counts=True)
-                present = {int(i) for i, c in zip(ids, cnt) if int(i) in part and c >= 16}
-                if not present:
+            aucs = []
+            for k in part:
+                pos = present[:, k]
+                if pos.all() or not pos.any():
                     continue
-                top = torch.topk(s[list(part)], len(present)).indices.tolist()
-                prec.append(len({part[j] for j in top} & present) / len(present))
-                chance.append(len(present) / len(part))
+                aucs.append((scores[pos, k][:, None] > scores[~pos, k][None, :]).mean())
+            prec, chance = [], []
+            for s, pr in zip(scores, present):
+                gt = {k for k in part if pr[k]}
+                if gt:
+                    top = np.asarray(part)[np.argsort(-s[list(part)])[:len(gt)]]
+                    prec.append(len(gt & set(top.tolist())) / len(gt))
+                    chance.append(len(gt) / len(part))
+            assert np.mean(aucs) > 0.8, (name, part, np.mean(aucs))
             assert np.mean(prec) > np.mean(chance) + 0.15, (name, part, np.mean(prec), np.mean(chance))
 
 
 # ----------------------------------------------------------------------------- tiny SAM
 def test_tiny_sam_full_checkpoint_loads_into_segment_anything():
     pytest.importorskip('segment_anything')
-    from segment_anything.modeling import ImageEncoderViT  # noqa: F401
     import importlib.util
     spec = importlib.util.spec_from_file_location('make_tiny_sam', Path(__file__).resolve().parents[2] / 'tools' / 'make_tiny_sam.py')
     mod = importlib.util.module_from_spec(spec)

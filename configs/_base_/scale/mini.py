@@ -12,7 +12,7 @@ clip = dict(type='CLIPDenseBackbone', model_name='aeroseg-mini-ViT-8',
 # Tiny SAM (segment_anything ImageEncoderViT, tools/make_tiny_sam.py): 256 px, patch 16 -> 16 x 16,
 # width 128, 6 blocks, global attention in blocks 1, 3, 5; taps after blocks 2 and 4 (1-based; SAM-L:
 # 8 and 16 of 24) and the neck (64 ch).
-sam = dict(type='SAMGuidanceEncoder', variant='custom', checkpoint='aeroseg/assets/mini/tiny_sam.pth',
+sam = dict(type='SAMGuidanceEncoder', variant='custom', checkpoint='aeroseg/assets/mini/sam_vit_tiny_mini.pth',
            embed_dim=128, depth=6, num_heads=4, global_attn_indexes=(1, 3, 5), window_size=4,
            img_size=256, out_chans=64, inter_indices=(1, 3), last='neck', frozen=True)
 # Tiny SAM 2 (same Hiera / FpnNeck classes, random weights: no tiny SAM 2 is pretrained).
