@@ -103,6 +103,7 @@ def apply_mini_scale(cfg: Config, data_root: Optional[str] = None) -> Config:
         s.end = iters
         if 'T_max' in s:
             s.T_max = iters
+    cfg.optim_wrapper.optimizer.lr = m.lr
     cfg.default_hooks.checkpoint.interval = m.checkpoint_interval
     cfg.default_hooks.logger.interval = m.log_interval
     cfg.default_hooks.visualization = dict(type='SegVisualizationHook')

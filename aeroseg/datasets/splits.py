@@ -99,8 +99,10 @@ _ALIASES = {'openearthmap': 'oem', 'isaid': 'isaid', 'dlrsd': 'dlrsd'}
 
 def get_split(name: str) -> Split:
     """The split registered under ``name`` (case-insensitive; 'openearthmap' = 'oem')."""
-    key = name.lower().replace('-', '').replace('_', '')
-    key = _ALIASES.get(key, key)
+    key = name.lower()
+    if key not in _SPLITS:
+        key = key.replace('-', '').replace('_', '')
+        key = _ALIASES.get(key, key)
     if key not in _SPLITS:
         raise KeyError(f'unknown dataset {name!r}; known: {", ".join(_SPLITS)}')
     return _SPLITS[key]
