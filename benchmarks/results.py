@@ -262,5 +262,7 @@ def write_expected(results_dir: Path | str, out_csv: Path | str,
     if keys is not None:
         keep = set(keys)
         rows = [r for r in rows if (r['table'], r['config'], r['dataset'], r['metric']) in keep]
+    if not rows:  # an interrupted or failed run must not freeze an empty reference
+        raise ValueError(f'no finished cells in {results_dir}: nothing to freeze into {out_csv}')
     atomic_write_text(out_csv, _csv_text(('table', 'config', 'dataset', 'metric', 'value'), rows))
     return len(rows)

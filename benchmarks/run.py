@@ -885,8 +885,11 @@ def main(argv=None) -> int:
     if opts.write_expected:
         keys = {(c.table, c.row, c.dataset_label, m)
                 for c in cells(tables, opts.methods, opts.datasets) for m in c.metrics}
-        n = R.write_expected(Path(opts.results_dir) / opts.scale, opts.write_expected, keys)
-        print(f'\nWrote {n} reference values to {opts.write_expected}')
+        if rc:
+            print(f'\nNot writing {opts.write_expected}: some jobs did not finish')
+        else:
+            n = R.write_expected(Path(opts.results_dir) / opts.scale, opts.write_expected, keys)
+            print(f'\nWrote {n} reference values to {opts.write_expected}')
     if opts.check_expected:
         bad = R.compare_expected(Path(opts.results_dir) / opts.scale, opts.check_expected, opts.tolerance)
         if bad:

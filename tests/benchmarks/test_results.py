@@ -136,3 +136,11 @@ def test_printed_paper_averages_match_the_per_dataset_values():
         assert abs(sum(per_ds) / 3 - v) <= 0.011, (t, row, m)   # transcription check
     md_row = R.table_markdown(next(x for x in TABLES if x.id == 'T3'), {}, R.load_paper())
     assert '| Baseline | – (57.88) | – (28.69) | – (46.86) | – (44.47) |' in md_row
+
+
+def test_write_expected_refuses_an_empty_reference(tmp_path):
+    (tmp_path / 'table2.csv').write_text('table,config,dataset,metric,value,paper,delta\n'
+                                         'T2,SAN,iSAID,s-mIoU,,62.28,\n')
+    with pytest.raises(ValueError, match='nothing to freeze'):
+        R.write_expected(tmp_path, tmp_path / 'expected.csv')
+    assert not (tmp_path / 'expected.csv').exists()
