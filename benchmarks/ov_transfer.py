@@ -344,9 +344,16 @@ def zero_shot(args) -> dict:
                                 f'does not exist: run tools/train_tiny_clip.py')
     out = {}
     limit = args.val_limit or None
+    import logging
+    quiet = logging.Filter()
+    quiet.filter = lambda rec: not str(rec.msg).startswith('No pretrained weights loaded')
     for which, pre in (('pretrained', ckpt), ('random', None)):
         torch.manual_seed(args.seed)
-        model, tok = tool.create(Path(_abs(ov.clip.model_config_dir)), pretrained=pre)
+        logging.getLogger().addFilter(quiet)  # open_clip's warning for the intended random init
+        try:
+            model, tok = tool.create(Path(_abs(ov.clip.model_config_dir)), pretrained=pre)
+        finally:
+            logging.getLogger().removeFilter(quiet)
         out[which] = tool.evaluate(model, tok, limit, datasets=tuple(args.datasets))
     atomic_write_json(path, {'key': key, 'results': out})
     return out
@@ -379,9 +386,10 @@ def last_line(results: Dict[RunSpec, dict]) -> str:
 
 
 def _pair(r: dict, key: str, fmt: str = '4.2f') -> str:
+    """'seen / unseen' of ``r[key_seen]`` / ``r[key_unseen]`` ('-' where the tool has no such key)."""
     s, u = r.get(f'{key}_seen'), r.get(f'{key}_unseen')
     if s is None or u is None:
-        return f'{"-":>4} / {"-":>4}' if fmt == '4.2f' else f'{"-":>4} / {"-":>4}'
+        return f'{"-":>4} / {"-":>4}'
     return f'{s:{fmt}} / {u:{fmt}}'
 
 

@@ -107,3 +107,61 @@ def test_negative_gap_and_runner_exception(tmp_path, capsys):
     assert out[-1] == 'u-mIoU gap (AerOSeg): iSAID -3.5, DLRSD -3.5, OEM -3.5'
     assert LAST.match(out[-1])
     assert any('ValueError: bad config' in ln for ln in out)
+
+
+def test_sam_none_means_random_sam():
+    a = ov.parse_args(['--sam-checkpoint', 'none'])
+    assert 'model.guidance.checkpoint=None' in ov.run_cfg_options(ov.RunSpec('aeroseg', 'oem', 'pretrained'), a)
+
+
+def test_run_one_caches_by_key(tmp_path, monkeypatch):
+    """A finished run with the same key is reused; a changed key or --force reruns train + test."""
+    import json
+    calls, key = [], {'k': 1}
+    monkeypatch.setattr(ov, '_loaded_config', lambda spec, opts: None)
+    monkeypatch.setattr(ov, 'run_key', lambda spec, args, cfg: dict(key))
+    monkeypatch.setattr(ov, 'vocabulary_check', lambda spec, cfg: {})
+
+    def fake_call(cmd, log, threads):
+        calls.append(cmd[2])  # benchmarks.train / benchmarks.test
+        assert threads == 1 and '--cfg-options' in cmd and 'model.clip.pretrained=None' in cmd
+        if cmd[2] == 'benchmarks.test':
+            d = cmd[cmd.index('--work-dir') + 1]
+            (tmp_path / 'w' / 'catseg_oem_random' / 'metrics.json').write_text(
+                json.dumps({'metrics': {'s-mIoU': 5.0, 'u-mIoU': 1.0}}))
+            assert d.endswith('catseg_oem_random')
+        return 0
+    monkeypatch.setattr(ov, '_call', fake_call)
+    spec = ov.RunSpec('catseg', 'oem', 'random')
+    args = ov.parse_args(['--work-dir', str(tmp_path / 'w')])
+    r = ov.run_one(spec, args)
+    assert r['ok'] and r['metrics']['u-mIoU'] == 1.0 and calls == ['benchmarks.train', 'benchmarks.test']
+    assert ov.run_one(spec, args)['cached'] and len(calls) == 2
+    key['k'] = 2
+    assert not ov.run_one(spec, args).get('cached') and len(calls) == 4
+    args.force = True
+    assert not ov.run_one(spec, args).get('cached') and len(calls) == 6
+
+
+def test_failed_train_is_reported_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setattr(ov, '_loaded_config', lambda spec, opts: None)
+    monkeypatch.setattr(ov, 'run_key', lambda spec, args, cfg: {'k': 1})
+    monkeypatch.setattr(ov, 'vocabulary_check', lambda spec, cfg: {})
+    calls = []
+
+    def fail(cmd, log, threads):
+        calls.append(cmd[2])
+        log.write_text('Traceback ...\nRuntimeError: out of memory\n')
+        return 1
+    monkeypatch.setattr(ov, '_call', fail)
+    args = ov.parse_args(['--work-dir', str(tmp_path)])
+    r = ov.run_one(ov.RunSpec('aeroseg', 'isaid', 'pretrained'), args)
+    assert not r['ok'] and r['error'] == 'train exit 1: RuntimeError: out of memory'
+    ov.run_one(ov.RunSpec('aeroseg', 'isaid', 'pretrained'), args)
+    assert calls == ['benchmarks.train', 'benchmarks.train']  # retried, not served from the cache
+
+
+def test_zero_shot_table_lines():
+    lines = ov._zero_shot_lines(_zs(ov.parse_args([])), ['isaid'])
+    rows = [ln for ln in lines if ln.strip().startswith('iSAID')]
+    assert len(rows) == 2 and '0.50 / 0.50' in rows[0] and 'pretrained' in rows[0] and 'random' in rows[1]
