@@ -22,6 +22,7 @@ from aeroseg.models.clip_backbone import CLIPDenseBackbone, SplitQKVAttention  #
 from aeroseg.models.prompts import (IMAGENET80_TEMPLATES, expand_class_names, format_prompts,  # noqa: E402
                                     get_templates, prompt_average, reduce_synonyms)
 from aeroseg.utils.checkpoint import CheckpointError  # noqa: E402
+from _helpers import assert_close, rand_img  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parents[1] / 'golden' / 'catseg_clip_dense.pt'
 TINY = 'aeroseg-test-tiny-vit'
@@ -64,14 +65,10 @@ def _ours(path, **kw):
 
 
 def _img(b=2, size=32, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 3, size, size, generator=g) * 255
+    return rand_img(b, size, seed)
 
 
-def _close(a, b, atol=1e-5, what=''):
-    assert a.shape == b.shape, f'{what}: {tuple(a.shape)} vs {tuple(b.shape)}'
-    d = (a - b).abs().max().item()
-    assert d <= atol, f'{what}: max diff {d:.3g} > {atol}'
+_close = assert_close
 
 
 # ---------------------------------------------------------------- prompts

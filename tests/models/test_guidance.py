@@ -18,17 +18,14 @@ pytest.importorskip('segment_anything')
 
 from aeroseg.models.guidance import SAM_VARIANTS, SAM2GuidanceEncoder, SAMGuidanceEncoder  # noqa: E402
 from aeroseg.utils.checkpoint import CheckpointError  # noqa: E402
+from _helpers import assert_close, rand_img  # noqa: E402
 
 
 def _img(b=2, size=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 3, size, size, generator=g) * 255
+    return rand_img(b, size, seed)
 
 
-def _close(a, b, atol=1e-5, what=''):
-    assert a.shape == b.shape, f'{what}: {tuple(a.shape)} vs {tuple(b.shape)}'
-    d = (a - b).abs().max().item()
-    assert d <= atol, f'{what}: max diff {d:.3g} > {atol}'
+_close = assert_close
 
 
 def _perturb(model):
