@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from mmengine.config import Config
 
