@@ -2,7 +2,8 @@
 
     python -m benchmarks.run [--tables 2 3 ...] [--methods ...] [--datasets ...]
         [--scale mini|full] [--data-root DIR] [--work-dir DIR] [--seeds 0 1 ..] [--gpus N]
-        [--launcher none|pytorch|slurm --partition P ...] [--dry-run] [--force]
+        [--launcher none|pytorch|slurm --partition P ...] [--parallel K [--devices 0,1,..]]
+        [--dry-run] [--force]
 
 Flow: the spec (:mod:`benchmarks.tables`) gives cells; cells are de-duplicated into jobs
 (config x seed; a config shared by several tables runs once); each job runs through the same
@@ -22,6 +23,11 @@ skipped; an interrupted job resumes from its last checkpoint (``--resume``); a j
 changed starts afresh (the old folder is kept as ``<job>.prev``); ``--force`` reruns selected
 jobs from scratch. One runner per work dir: a lock file with the owner's pid; a stale lock (dead
 pid) is taken over with a message.
+
+``--parallel K`` runs K jobs at once, each in its own slot: slot i sees only its own GPUs
+(``CUDA_VISIBLE_DEVICES``, ``--gpus`` of them from ``--devices`` or 0..K*gpus-1) and, on CPU, its
+share of the cores (``OMP_NUM_THREADS`` = cores // K unless already set). The runner stays the
+only writer of the tables (results are collected in its main thread).
 """
 from __future__ import annotations
 
@@ -37,7 +43,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -439,18 +447,41 @@ def _pdeathsig():  # the child dies with the runner (no orphan training into a t
         pass
 
 
-def run_logged(cmd: Sequence[str], log_path: Path, verbose: bool) -> int:
+# Child processes of all slots, so that an interrupt stops every running job, not only one.
+_RUNNING: set = set()
+_RUNNING_LOCK = threading.Lock()
+_STOP = threading.Event()
+
+
+def stop_all_children() -> None:
+    """Ask every running job's process to stop (SIGTERM; the job resumes on the next run)."""
+    _STOP.set()
+    with _RUNNING_LOCK:
+        procs = list(_RUNNING)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+
+
+def run_logged(cmd: Sequence[str], log_path: Path, verbose: bool,
+               env_extra: Optional[Dict[str, str]] = None) -> int:
     """Run ``cmd`` from the repo root, appending its output to ``log_path`` (and the console
-    when ``verbose``). Returns the exit code."""
+    when ``verbose``), with ``env_extra`` (a slot's devices / threads) added to the environment.
+    Returns the exit code; raises KeyboardInterrupt when the runner is being stopped."""
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
     env.setdefault('PYTHONUNBUFFERED', '1')
+    env.update(env_extra or {})
+    if _STOP.is_set():
+        raise KeyboardInterrupt
     with open(log_path, 'ab') as log:
         log.write(f'\n[bench {datetime.now().isoformat(timespec="seconds")}] $ {shell(cmd)}\n'.encode())
         log.flush()
         proc = subprocess.Popen(list(cmd), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT,
                                 preexec_fn=_pdeathsig if sys.platform.startswith('linux') else None)
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -459,7 +490,10 @@ def run_logged(cmd: Sequence[str], log_path: Path, verbose: bool) -> int:
                 if verbose:
                     sys.stdout.write(line.decode('utf-8', 'replace'))
                     sys.stdout.flush()
-            return proc.wait()
+            rc = proc.wait()
+            if _STOP.is_set():
+                raise KeyboardInterrupt
+            return rc
         except BaseException:
             proc.terminate()
             try:
@@ -467,6 +501,9 @@ def run_logged(cmd: Sequence[str], log_path: Path, verbose: bool) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
 
 
 def error_from_log(log_path: Path, rc: int) -> str:
@@ -497,8 +534,48 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec='seconds')
 
 
-def execute(job: Job, opts) -> dict:
-    """Run one job to completion (train unless done, then test). Returns its job.json record."""
+def _env_prefix(env_extra: Optional[Dict[str, str]]) -> str:
+    return ''.join(f'{k}={shlex.quote(v)} ' for k, v in sorted((env_extra or {}).items()))
+
+
+def slot_envs(opts) -> List[Dict[str, str]]:
+    """One environment per parallel slot: its own GPUs and, on CPU, its share of the cores.
+    Empty dicts when running one job at a time (the runner's environment is used as is)."""
+    k = opts.parallel
+    if k <= 1:
+        return [{}]
+    if opts.devices is not None:
+        devices = opts.devices
+    elif os.environ.get('CUDA_VISIBLE_DEVICES'):
+        devices = [d for d in os.environ['CUDA_VISIBLE_DEVICES'].split(',') if d.strip()]
+    else:
+        devices = [str(i) for i in range(_cuda_count())]
+    need = k * opts.gpus
+    if devices and len(devices) < need:
+        raise ValueError(f'--parallel {k} x --gpus {opts.gpus} needs {need} GPUs, found {len(devices)} '
+                         f'({",".join(devices)}); lower --parallel or pass --devices')
+    envs = []
+    for i in range(k):
+        env: Dict[str, str] = {}
+        if devices:
+            env['CUDA_VISIBLE_DEVICES'] = ','.join(devices[i * opts.gpus:(i + 1) * opts.gpus])
+        if 'OMP_NUM_THREADS' not in os.environ:
+            env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // k))
+        envs.append(env)
+    return envs
+
+
+def _cuda_count() -> int:
+    try:
+        import torch
+        return torch.cuda.device_count()
+    except Exception:
+        return 0
+
+
+def execute(job: Job, opts, env_extra: Optional[Dict[str, str]] = None) -> dict:
+    """Run one job to completion (train unless done, then test) with its slot's environment.
+    Returns its job.json record."""
     if job.state in ('stale', 'forced'):
         move_aside(job.dir)
         job.state = 'todo'
@@ -510,6 +587,7 @@ def execute(job: Job, opts) -> dict:
                 'scale': opts.scale, 'config_hash': job.hash, 'fills': job.spec.fills(),
                 'status': 'running', 'error': None, 'started': rec.get('started') or _now(),
                 'log': str(job.dir / 'run.log')})
+    rec['slot_env'] = dict(env_extra or {})
     rec.setdefault('train_wall_s', 0.0)
     rec.setdefault('attempts', 0)
     rec['attempts'] += 1
@@ -525,18 +603,18 @@ def execute(job: Job, opts) -> dict:
     atomic_write_json(job.dir / JOB_JSON, rec)
     try:
         if trcmd and job.state != 'test':
-            print(f'    $ {rec["train_cmd"]}', flush=True)
+            print(f'    $ {_env_prefix(env_extra)}{rec["train_cmd"]}', flush=True)
             t0 = time.time()
             try:
-                rc = run_logged(trcmd, log, opts.verbose)
+                rc = run_logged(trcmd, log, opts.verbose, env_extra)
             finally:
                 rec['train_wall_s'] = round(rec['train_wall_s'] + time.time() - t0, 2)
             if rc != 0:
                 rec.update(status='failed', error='train ' + error_from_log(log, rc), finished=_now())
                 return rec
-        print(f'    $ {rec["test_cmd"]}', flush=True)
+        print(f'    $ {_env_prefix(env_extra)}{rec["test_cmd"]}', flush=True)
         t0 = time.time()
-        rc = run_logged(tcmd, log, opts.verbose)
+        rc = run_logged(tcmd, log, opts.verbose, env_extra)
         rec['test_wall_s'] = round(time.time() - t0, 2)
         m = read_json(job.dir / METRICS)
         if rc != 0:
@@ -711,7 +789,8 @@ def print_plan(jobs: Sequence[Job], opts, tables) -> None:
     allj = sum(j.est_train_s + j.est_test_s for j in jobs if j.state != 'done') / 3600
     print(f'\nEstimate: {now:.1f} {unit} for the {len(n_run)} runnable jobs; {allj:.1f} {unit} once every '
           f'config exists ({len([j for j in jobs if j.state != "done"])} jobs)'
-          + (f', i.e. ~{now / max(1, opts.gpus):.1f} h wall on {opts.gpus} GPUs' if opts.gpus > 1 else '') + '.')
+          + (f', i.e. ~{now / (opts.parallel * opts.gpus):.1f} h wall with {opts.parallel} job(s) '
+             f'at once on {opts.gpus} GPU(s) each' if opts.parallel * opts.gpus > 1 else '') + '.')
     if opts.scale == 'full':
         print('Basis per job: train iterations (the config\'s train_cfg.max_iters, else the paper\'s '
               '10k/5k/15k for iSAID/DLRSD/OEM) x s/iter, + validation images x s/image; s/iter and '
@@ -761,6 +840,10 @@ def parse_args(argv=None):
                    help='tables go to <results-dir>/<scale>/')
     p.add_argument('--seeds', nargs='+', type=int, default=[0])
     p.add_argument('--gpus', type=int, default=1, help='GPUs per job (torchrun, or srun tasks)')
+    p.add_argument('--parallel', type=int, default=1, metavar='K',
+                   help='run K jobs at once, each on its own --gpus GPUs (or cores // K CPU threads)')
+    p.add_argument('--devices', type=lambda v: [d.strip() for d in v.split(',') if d.strip()],
+                   help='GPU ids the slots share out (default $CUDA_VISIBLE_DEVICES, else all)')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     p.add_argument('--partition', help='Slurm partition (with --launcher slurm)')
     p.add_argument('--gpus-per-node', type=int, default=8)
@@ -786,6 +869,8 @@ def parse_args(argv=None):
         p.error('--launcher slurm needs --partition')
     if args.gpus < 1:
         p.error('--gpus must be >= 1')
+    if args.parallel < 1:
+        p.error('--parallel must be >= 1')
     args.work_dir = str(Path(args.work_dir).resolve())
     args.seeds = list(dict.fromkeys(args.seeds))
     return args
@@ -815,9 +900,10 @@ def main(argv=None) -> int:
     if threading_main():
         signal.signal(signal.SIGTERM, _term)
     try:
+        envs = slot_envs(opts)
         lock = RunLock(work)
         lock.acquire()
-    except LockedError as e:
+    except (LockedError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     failures: List[Tuple[Job, str]] = []
@@ -832,38 +918,65 @@ def main(argv=None) -> int:
         total = len(jobs)
         est_done = 0.0
         est_left = sum(j.est_train_s + j.est_test_s for j in jobs if j.state not in ('done', 'missing', 'config-error'))
-        for i, j in enumerate(jobs, 1):
-            tag = f'[{i}/{total}]'
-            if j.state in ('done', 'missing', 'config-error'):
-                msg = {'done': 'SKIP  done', 'missing': 'MISS  config file missing (not implemented)',
-                       'config-error': f'FAIL  config error: {j.error}'}[j.state]
-                print(f'{tag} {msg}: {j.label}', flush=True)
-                if j.state == 'config-error':
-                    failures.append((j, f'config error: {j.error}'))
-                print(progress(i, total, t_start, est_done, est_left), flush=True)
-                continue
-            print(f'{tag} RUN   {j.label} ({STATE_TEXT[j.state]}; fills {", ".join(j.spec.fills())})', flush=True)
-            t0 = time.time()
-            try:
-                rec = execute(j, opts)
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:  # the runner's own trouble with one job must not stop the others
-                rec = {'status': 'failed', 'error': f'runner: {type(e).__name__}: {e}'}
-            est = j.est_train_s + j.est_test_s
-            est_done += est
-            est_left -= est
-            if rec['status'] == 'ok':
-                m = (read_json(j.dir / METRICS) or {}).get('metrics', {})
-                shown = ', '.join(f'{k} {m[k]:.2f}' for k in ('s-mIoU', 'u-mIoU', 'h-mIoU', 'mIoU')
-                                  if isinstance(m.get(k), (int, float)))
-                print(f'{tag} OK    {j.label} in {_hms(time.time() - t0)}: {shown}', flush=True)
-            else:
-                failures.append((j, rec.get('error') or '?'))
-                print(f'{tag} FAIL  {j.label} in {_hms(time.time() - t0)}: {rec.get("error")} '
-                      f'(log: {j.dir / "run.log"})', flush=True)
-            write_results(all_result_jobs(all_tables, opts, jobs), opts, all_tables)
-            print(progress(i, total, t_start, est_done, est_left), flush=True)
+        free_slots = list(range(len(envs)))
+        todo = list(enumerate(jobs, 1))
+        running = {}  # future -> (index, job, slot, t0)
+        finished = 0
+        _STOP.clear()
+        pool = ThreadPoolExecutor(max_workers=len(envs), thread_name_prefix='job')
+        try:
+            while todo or running:
+                while todo and (free_slots or todo[0][1].state in ('done', 'missing', 'config-error')):
+                    i, j = todo.pop(0)
+                    tag = f'[{i}/{total}]'
+                    if j.state in ('done', 'missing', 'config-error'):
+                        msg = {'done': 'SKIP  done', 'missing': 'MISS  config file missing (not implemented)',
+                               'config-error': f'FAIL  config error: {j.error}'}[j.state]
+                        print(f'{tag} {msg}: {j.label}', flush=True)
+                        if j.state == 'config-error':
+                            failures.append((j, f'config error: {j.error}'))
+                        finished += 1
+                        print(progress(finished, total, t_start, est_done, est_left), flush=True)
+                        continue
+                    slot = free_slots.pop(0)
+                    where = f'; slot {slot}: {_env_prefix(envs[slot]).strip()}' if len(envs) > 1 else ''
+                    print(f'{tag} RUN   {j.label} ({STATE_TEXT[j.state]}; fills {", ".join(j.spec.fills())}{where})',
+                          flush=True)
+                    running[pool.submit(execute, j, opts, envs[slot])] = (i, j, slot, time.time())
+                if not running:
+                    continue
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i, j, slot, t0 = running.pop(fut)
+                    free_slots.append(slot)
+                    free_slots.sort()
+                    tag = f'[{i}/{total}]'
+                    try:
+                        rec = fut.result()
+                    except KeyboardInterrupt:
+                        raise
+                    except Exception as e:  # the runner's own trouble with one job must not stop the others
+                        rec = {'status': 'failed', 'error': f'runner: {type(e).__name__}: {e}'}
+                    est = j.est_train_s + j.est_test_s
+                    est_done += est
+                    est_left -= est
+                    finished += 1
+                    if rec['status'] == 'ok':
+                        m = (read_json(j.dir / METRICS) or {}).get('metrics', {})
+                        shown = ', '.join(f'{k} {m[k]:.2f}' for k in ('s-mIoU', 'u-mIoU', 'h-mIoU', 'mIoU')
+                                          if isinstance(m.get(k), (int, float)))
+                        print(f'{tag} OK    {j.label} in {_hms(time.time() - t0)}: {shown}', flush=True)
+                    else:
+                        failures.append((j, rec.get('error') or '?'))
+                        print(f'{tag} FAIL  {j.label} in {_hms(time.time() - t0)}: {rec.get("error")} '
+                              f'(log: {j.dir / "run.log"})', flush=True)
+                    write_results(all_result_jobs(all_tables, opts, jobs), opts, all_tables)
+                    print(progress(finished, total, t_start, est_done, est_left), flush=True)
+        except BaseException:
+            stop_all_children()  # every slot's job stops (marked interrupted) before tables are written
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     except KeyboardInterrupt:
         print('\ninterrupted: rerun the same command to resume.', file=sys.stderr)
         rc = 130

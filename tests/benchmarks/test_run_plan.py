@@ -181,7 +181,7 @@ def test_config_hash_is_content_based(tmp_path, monkeypatch):
 def _fake_steps(fail_train_of=None, interrupt=False):
     """Stand-in for run.run_logged: train 'succeeds' (or fails / is interrupted), test writes
     metrics with the job's hash. Lets main()'s orchestration be tested without subprocesses."""
-    def fake(cmd, log, verbose):
+    def fake(cmd, log, verbose, env_extra=None):
         wd = Path(cmd[cmd.index('--work-dir') + 1])
         if 'benchmarks.train' in cmd:
             if fail_train_of and fail_train_of in str(wd):
@@ -237,3 +237,59 @@ def test_interrupt_marks_job_and_frees_lock(fake_world, tmp_path, monkeypatch, c
     assert json.loads((jd / 'job.json').read_text())['status'] == 'interrupted'
     assert not (tmp_path / 'w' / run.LOCK_NAME).exists()
     assert (tmp_path / 'r' / 'full' / 'runs.csv').is_file()
+
+
+def _parallel_steps(seen, barrier, interrupt_of=None):
+    """Fake steps that must overlap: each job's first step waits at a barrier both slots reach,
+    and records its slot's environment. With ``interrupt_of`` that job raises Ctrl-C once both run; the
+    other behaves like run_logged does when the runner stops (raises once _STOP is set)."""
+    base = _fake_steps()
+
+    def fake(cmd, log, verbose, env_extra=None):
+        wd = Path(cmd[cmd.index('--work-dir') + 1])
+        if wd.parent.name not in seen:
+            seen[wd.parent.name] = dict(env_extra or {})
+            barrier.wait(timeout=20)  # BrokenBarrierError (job fails) if the jobs ran one by one
+            if interrupt_of:
+                if interrupt_of in str(wd):
+                    raise KeyboardInterrupt
+                assert run._STOP.wait(timeout=20)
+                raise KeyboardInterrupt
+        return base(cmd, log, verbose)
+    return fake
+
+
+def test_parallel_slots_run_together_with_own_devices(fake_world, tmp_path, monkeypatch, capsys):
+    pytest.importorskip('mmengine')
+    import csv
+    import threading
+    root, spec = fake_world
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    monkeypatch.setattr(os, 'cpu_count', lambda: 8)
+    seen = {}
+    monkeypatch.setattr(run, 'run_logged', _parallel_steps(seen, threading.Barrier(2)))
+    args = ['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')]
+    assert run.main(args + ['--parallel', '2', '--devices', '3,5']) == 0
+    out = capsys.readouterr().out
+    assert sorted(e['CUDA_VISIBLE_DEVICES'] for e in seen.values()) == ['3', '5']
+    assert {e['OMP_NUM_THREADS'] for e in seen.values()} == {'4'}
+    assert 'slot 0: CUDA_VISIBLE_DEVICES=3 OMP_NUM_THREADS=4' in out and '3/3 jobs' in out
+    runs = {r['job']: r for r in csv.DictReader(open(tmp_path / 'r' / 'full' / 'runs.csv'))}
+    assert runs['ext/fake_isaid']['status'] == 'ok' and runs['ext/free_isaid']['status'] == 'ok'
+    # more slots than GPUs: refused before anything runs
+    assert run.main(args + ['--parallel', '3', '--devices', '3,5', '--force']) == 2
+    assert 'needs 3 GPUs, found 2' in capsys.readouterr().err
+
+
+def test_parallel_interrupt_stops_every_slot(fake_world, tmp_path, monkeypatch, capsys):
+    pytest.importorskip('mmengine')
+    import threading
+    root, spec = fake_world
+    monkeypatch.setattr(run, 'run_logged', _parallel_steps({}, threading.Barrier(2), interrupt_of='fake_isaid'))
+    rc = run.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir',
+                   str(tmp_path / 'r'), '--parallel', '2', '--devices', '0,1'])
+    assert rc == 130
+    for name in ('fake_isaid', 'free_isaid'):
+        rec = json.loads((tmp_path / 'w' / 'full' / 'ext' / name / 'seed0' / 'job.json').read_text())
+        assert rec['status'] == 'interrupted', name
+    assert not (tmp_path / 'w' / run.LOCK_NAME).exists()
