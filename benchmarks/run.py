@@ -789,8 +789,9 @@ def print_plan(jobs: Sequence[Job], opts, tables) -> None:
     allj = sum(j.est_train_s + j.est_test_s for j in jobs if j.state != 'done') / 3600
     print(f'\nEstimate: {now:.1f} {unit} for the {len(n_run)} runnable jobs; {allj:.1f} {unit} once every '
           f'config exists ({len([j for j in jobs if j.state != "done"])} jobs)'
-          + (f', i.e. ~{now / (opts.parallel * opts.gpus):.1f} h wall with {opts.parallel} job(s) '
-             f'at once on {opts.gpus} GPU(s) each' if opts.parallel * opts.gpus > 1 else '') + '.')
+          + (f', i.e. ~{now / (opts.parallel * opts.gpus):.1f} h wall with {opts.parallel} job(s) at once'
+             + (f' on {opts.gpus} GPUs each' if opts.gpus > 1 else '')
+             if opts.parallel * opts.gpus > 1 else '') + '.')
     if opts.scale == 'full':
         print('Basis per job: train iterations (the config\'s train_cfg.max_iters, else the paper\'s '
               '10k/5k/15k for iSAID/DLRSD/OEM) x s/iter, + validation images x s/image; s/iter and '
