@@ -809,11 +809,14 @@ def print_plan(jobs: Sequence[Job], opts, tables) -> None:
             print(f'      $ {shell(test_command(j, opts))}')
 
 
-def progress(done: int, total: int, t_start: float, est_done: float, est_left: float) -> str:
+def progress(done: int, total: int, t_start: float, est_done: float, est_left: float,
+             parallel: int = 1) -> str:
+    """The bar over all jobs; the ETA scales the estimate by the measured pace so far (which
+    already includes running jobs at once), or by 1 / parallel before any job has finished."""
     width = 24
     fill = int(width * done / max(1, total))
     elapsed = time.time() - t_start
-    ratio = elapsed / est_done if est_done > 0 and elapsed > 0 else 1.0
+    ratio = elapsed / est_done if est_done > 0 and elapsed > 0 else 1.0 / max(1, parallel)
     eta = est_left * ratio if done < total else 0.0
     return (f'[{"#" * fill}{"." * (width - fill)}] {done}/{total} jobs | elapsed {_hms(elapsed)} | '
             f'ETA {_hms(eta)}')
@@ -937,7 +940,7 @@ def main(argv=None) -> int:
                         if j.state == 'config-error':
                             failures.append((j, f'config error: {j.error}'))
                         finished += 1
-                        print(progress(finished, total, t_start, est_done, est_left), flush=True)
+                        print(progress(finished, total, t_start, est_done, est_left, len(envs)), flush=True)
                         continue
                     slot = free_slots.pop(0)
                     where = f'; slot {slot}: {_env_prefix(envs[slot]).strip()}' if len(envs) > 1 else ''
@@ -972,7 +975,7 @@ def main(argv=None) -> int:
                         print(f'{tag} FAIL  {j.label} in {_hms(time.time() - t0)}: {rec.get("error")} '
                               f'(log: {j.dir / "run.log"})', flush=True)
                     write_results(all_result_jobs(all_tables, opts, jobs), opts, all_tables)
-                    print(progress(finished, total, t_start, est_done, est_left), flush=True)
+                    print(progress(finished, total, t_start, est_done, est_left, len(envs)), flush=True)
         except BaseException:
             stop_all_children()  # every slot's job stops (marked interrupted) before tables are written
             raise
