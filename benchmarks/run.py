@@ -6,7 +6,8 @@
         [--dry-run] [--force]
 
 Flow: the spec (:mod:`benchmarks.tables`) gives cells; cells are de-duplicated into jobs
-(config x seed; a config shared by several tables runs once); each job runs through the same
+(config x seed; a config shared by several tables runs once, and so do two configs that resolve
+to the same content, see :func:`merge_identical`); each job runs through the same
 entry points a user would type, as subprocesses:
 
     python -m benchmarks.train CONFIG --work-dir JOB --scale S [--data-root R/ds]
@@ -214,6 +215,23 @@ def build_jobs(specs: Sequence[JobSpec], work_dir: Path, scale: str,
         j.state = assess(j, force)
         jobs.append(j)
     return jobs
+
+
+def merge_identical(jobs: Sequence[Job]) -> List[Job]:
+    """Jobs whose configs resolve to the same content (equal config hash) for the same seed run
+    once: the first keeps the later ones' cells. E.g. Table 3's Baseline is, by the paper's
+    definition, the OVRS model: at full scale that saves three training runs."""
+    first: Dict[Tuple[str, int], Job] = {}
+    out: List[Job] = []
+    for j in jobs:
+        p = first.get((j.hash, j.spec.seed)) if j.hash else None
+        if p is None or (p.spec.train, p.spec.dataset) != (j.spec.train, j.spec.dataset):
+            if j.hash:
+                first.setdefault((j.hash, j.spec.seed), j)
+            out.append(j)
+            continue
+        p.spec.cells.extend(c for c in j.spec.cells if c not in p.spec.cells)
+    return out
 
 
 # --------------------------------------------------------------------------------- estimate ---
@@ -754,7 +772,7 @@ def all_result_jobs(tables, opts, planned: Sequence[Job]) -> List[Job]:
         j = Job(s, j.name, j.path, j.dir, j.data_root, j.exists, j.hash, j.error, j.state)
         out.append(j)
     # keep only seeds that hold something, plus the requested ones
-    return [j for j in out if j.spec.seed in opts.seeds or j.dir.exists()]
+    return [j for j in merge_identical(out) if j.spec.seed in opts.seeds or j.dir.exists()]
 
 
 # ------------------------------------------------------------------------------------ plan ---
@@ -780,6 +798,11 @@ def print_plan(jobs: Sequence[Job], opts, tables) -> None:
         print(f'\nNot implemented yet (config file missing; their cells stay empty): {len(miss)} configs')
         for c, j in miss.items():
             print(f'  - {c}  ({", ".join(j.spec.fills())})')
+    same = [(c, j) for j in jobs for c in dict.fromkeys(c.config for c in j.spec.cells) if c != j.spec.config]
+    if same:
+        print(f'\nConfigs resolving to the same content as another job\'s (run once, cells shared): {len(same)}')
+        for c, j in same:
+            print(f'  - {c} = {j.spec.config}')
     bad = [j for j in jobs if j.state == 'config-error']
     if bad:
         print(f'\nConfigs that cannot be read ({len(bad)}):')
@@ -894,7 +917,7 @@ def main(argv=None) -> int:
         return 2
     work = Path(opts.work_dir)
     if opts.dry_run:  # read-only: no lock, no folders, no data
-        jobs = build_jobs(specs, work, opts.scale, opts.data_root, opts.force)
+        jobs = merge_identical(build_jobs(specs, work, opts.scale, opts.data_root, opts.force))
         estimate(jobs, work, opts.scale)
         print_plan(jobs, opts, tables)
         return 0
@@ -914,7 +937,7 @@ def main(argv=None) -> int:
     rc = 0
     jobs: List[Job] = []
     try:
-        jobs = build_jobs(specs, work, opts.scale, opts.data_root, opts.force)
+        jobs = merge_identical(build_jobs(specs, work, opts.scale, opts.data_root, opts.force))
         estimate(jobs, work, opts.scale)
         print_plan(jobs, opts, tables)
         print(flush=True)

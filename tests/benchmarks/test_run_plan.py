@@ -23,7 +23,9 @@ def test_dry_run_full_prints_every_job_and_touches_nothing(tmp_path):
                        '--data-root', data, '--commands'], env=env, timeout=120)
         assert r.returncode == 0, r.stderr
         out = r.stdout
-        assert f'Plan: 45 jobs (scale {scale}' in out
+        # 45 (config, seed) jobs; Table 3's Baseline resolves to the OVRS config: 3 shared
+        assert f'Plan: 42 jobs (scale {scale}' in out
+        assert 'configs/aeroseg/ablations/t3_baseline_oem.py = configs/ovrs/ovrs_vitb16_oem.py' in out
         for j in plan_jobs(cells(TABLES)):
             assert j.config in out                     # every job listed (and its command)
             assert f'{Path(j.config).with_suffix("").as_posix()[len("configs/"):]}' in out
@@ -151,14 +153,14 @@ def test_run_all_sh_defaults_to_mini_without_data_root(tmp_path):
                                    env=env, capture_output=True, text=True, timeout=120)
     r = sh(*common)
     assert r.returncode == 0, r.stderr
-    assert 'Plan: 45 jobs (scale mini' in r.stdout and 'running --scale mini' in r.stderr
+    assert 'Plan: 42 jobs (scale mini' in r.stdout and 'running --scale mini' in r.stderr
     r = sh(*common, '--data-root', tmp_path / 'data', '--tables', '6')
     assert r.returncode == 0, r.stderr
     assert 'Plan: 4 jobs (scale full' in r.stdout
     env['AEROSEG_DATA'] = str(tmp_path / 'data')
     r = subprocess.run(['bash', str(REPO / 'run_all.sh'), *map(str, common)], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=120)
-    assert 'Plan: 45 jobs (scale full' in r.stdout
+    assert 'Plan: 42 jobs (scale full' in r.stdout
     assert list(tmp_path.iterdir()) == []
 
 
@@ -293,3 +295,31 @@ def test_parallel_interrupt_stops_every_slot(fake_world, tmp_path, monkeypatch, 
         rec = json.loads((tmp_path / 'w' / 'full' / 'ext' / name / 'seed0' / 'job.json').read_text())
         assert rec['status'] == 'interrupted', name
     assert not (tmp_path / 'w' / run.LOCK_NAME).exists()
+
+
+def test_configs_resolving_to_the_same_content_run_once(fake_world, tmp_path, monkeypatch, capsys):
+    """A second config file with the same resolved content (as Table 3's Baseline is OVRS) adds
+    its cells to the first job instead of training again; a different dataset never merges."""
+    pytest.importorskip('mmengine')
+    import csv
+    root, _ = fake_world
+    cfg = root / 'configs'
+    (tmp_path / 'alias_isaid.py').write_text((cfg / 'fake_isaid.py').read_text())
+    spec = tmp_path / 'spec.py'
+    spec.write_text(
+        'from benchmarks.tables import Row, Table\n'
+        f'C, A = {str(cfg)!r}, {str(tmp_path)!r}\n'
+        'TABLES = (\n'
+        "    Table('T2', 'x', (Row('AerOSeg', C + '/fake_{ds}.py'),), ('isaid', 'dlrsd'), ('h-mIoU',)),\n"
+        "    Table('T3', 'x', (Row('Baseline', A + '/alias_{ds}.py'),), ('isaid',), ('h-mIoU',)),\n"
+        ')\n')
+    monkeypatch.setattr(run, 'run_logged', _fake_steps())
+    assert run.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')]) == 0
+    out = capsys.readouterr().out
+    assert 'Plan: 2 jobs' in out and out.count('RUN   ') == 2   # isaid (+ alias) and dlrsd
+    assert 'fills T2 AerOSeg, T3 Baseline' in out
+    assert not (tmp_path / 'w' / 'full' / 'alias_isaid').exists()
+    res = tmp_path / 'r' / 'full'
+    t2 = {r['dataset']: r['value'] for r in csv.DictReader(open(res / 'table2.csv'))}
+    t3 = {r['config']: r['value'] for r in csv.DictReader(open(res / 'table3.csv'))}
+    assert t3['Baseline'] == t2['iSAID'] != ''
