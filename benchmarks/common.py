@@ -25,7 +25,7 @@ from typing import Any, Dict, Mapping, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ['REPO_ROOT', 'load_config', 'config_hash', 'atomic_write_text', 'atomic_write_json',
+__all__ = ['REPO_ROOT', 'load_config', 'config_hash', 'file_sha', 'mini_world_identity', 'atomic_write_text', 'atomic_write_json',
            'read_json', 'environment', 'git_commit', 'peak_memory', 'device_name',
            'ConfigError', 'register_all', 'setup_work_dir', 'prepare_run']
 
@@ -110,8 +110,9 @@ def config_hash(path: str | os.PathLike, scale: str = 'full', data_root: Optiona
     placeholders, ``cfg_options`` merged) plus ``scale`` and ``data_root``.
 
     Reads config files only: no data is touched and no custom modules are imported, so the
-    dry-run can tell finished jobs from stale ones. The mini overlay's own code is not part of
-    the hash (it lives in ``aeroseg.config``); ``--force`` reruns after changing it.
+    dry-run can tell finished jobs from stale ones. At ``scale='mini'`` the hash also covers
+    :func:`mini_world_identity` (overlay values, tiny weight files, generator version); the
+    overlay's own code (``aeroseg.config``) is not hashed: ``--force`` reruns after changing it.
     ``raw``: the result of :func:`read_config` for ``path``, when already at hand (not modified).
     """
     import copy
@@ -124,9 +125,47 @@ def config_hash(path: str | os.PathLike, scale: str = 'full', data_root: Optiona
         d = cfg._cfg_dict.to_dict()
     d.pop('work_dir', None)
     d.pop('launcher', None)
-    blob = json.dumps({'cfg': d, 'scale': scale, 'data_root': data_root},
-                      sort_keys=True, default=_jsonable)
+    ident = {'cfg': d, 'scale': scale, 'data_root': data_root}
+    if scale == 'mini':
+        ident['mini_world'] = mini_world_identity(generated=data_root is None)
+    blob = json.dumps(ident, sort_keys=True, default=_jsonable)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def file_sha(path: str | os.PathLike, n: int = 16) -> Optional[str]:
+    """sha256 (``n`` hex) of a file's bytes; ``None`` when there is no such file."""
+    if not path or not os.path.isfile(path):
+        return None
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+def mini_world_identity(generated: bool = True) -> dict:
+    """What a mini-scale result depends on beyond its config file: the mini overlay
+    (``configs/_base_/scale/mini.py``, resolved), the bytes of the tiny weights it names (CLIP,
+    SAM, SAM 2) and, for generated data, the mini generator's ``GENERATOR_VERSION``. Retraining
+    the tiny CLIP or bumping the generator thus makes every finished mini job stale. Read from
+    files only (no package import); not memoised, so an edit between two calls always counts."""
+    import ast
+    overlay = REPO_ROOT / 'configs' / '_base_' / 'scale' / 'mini.py'
+    gen = REPO_ROOT / 'aeroseg' / 'datasets' / 'mini.py'
+    raw = read_config(overlay)
+    weights = {}
+    for key, field in (('clip', 'pretrained'), ('sam', 'checkpoint'), ('sam2', 'checkpoint')):
+        p = (raw.get(key) or {}).get(field)
+        if p:
+            weights[key] = os.path.join(REPO_ROOT, p) if not os.path.isabs(p) else p
+    version = None
+    if generated and gen.exists():
+        for node in ast.parse(gen.read_text()).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == 'GENERATOR_VERSION'
+                                                    for t in node.targets):
+                version = ast.literal_eval(node.value)
+    return {'overlay': raw.to_dict(), 'weights': {k: file_sha(p) for k, p in weights.items()},
+            'generator_version': version}
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

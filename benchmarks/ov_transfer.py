@@ -2,7 +2,8 @@
 
     python -m benchmarks.ov_transfer [--datasets isaid dlrsd oem] [--models catseg ovrs aeroseg]
         [--clips pretrained random]
-        [--iters N] [--val-limit N] [--work-dir DIR] [--threads N] [--seed K] [--force]
+        [--iters N] [--val-limit N] [--work-dir DIR] [--threads N] [--parallel K]
+        [--seeds K [K ...]] [--seed-models M ...] [--force]
         [--sam-checkpoint FILE] [--cfg-options k=v ...]
 
 Why: the mini world (DESIGN.md §4) is only evidence for the suite's open-vocabulary pathway if
@@ -33,6 +34,12 @@ precision over the seen / unseen class subsets, and dense value-path mIoU), pret
 computed with ``tools/train_tiny_clip.py``'s ``evaluate`` (the CLIP engineer's measurement), and a
 check that every config trains on the seen names and tests on all names.
 
+Seeds: one training run per seed; with ``--seeds 0 1 2`` each cell is the mean over the seeds
+and the gap is mean(pretrained u-mIoU) - mean(random u-mIoU), with each seed's gap and each arm's
+spread printed under the row (``--seed-models aeroseg`` gives the extra seeds to AerOSeg only).
+Seed 0's run folders keep the single-seed names, so earlier single-seed results stay cached.
+``--parallel K`` runs K runs at once (each with ``--threads``).
+
 The LAST line printed is ``u-mIoU gap (AerOSeg): iSAID X, DLRSD Y, OEM Z`` (points, 1 decimal;
 ``n/a`` for a dataset not run or failed).
 
@@ -54,6 +61,7 @@ import importlib.util
 import math
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -61,7 +69,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from benchmarks.common import REPO_ROOT, atomic_write_json, atomic_write_text, read_json
+from benchmarks.common import REPO_ROOT, atomic_write_json, atomic_write_text, file_sha, read_json
 
 __all__ = ['RunSpec', 'parse_args', 'plan', 'run_cfg_options', 'format_report', 'last_line', 'main']
 
@@ -84,6 +92,7 @@ class RunSpec:
     model: str   # catseg | ovrs | aeroseg
     ds: str      # isaid | dlrsd | oem
     clip: str    # pretrained | random
+    seed: int = 0
 
     @property
     def config(self) -> str:
@@ -91,7 +100,8 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        return f'{self.model}_{self.ds}_{self.clip}'
+        """Run folder: ``<model>_<ds>_<clip>`` for seed 0 (the single-seed layout), else ``_s<seed>``."""
+        return f'{self.model}_{self.ds}_{self.clip}' + (f'_s{self.seed}' if self.seed else '')
 
 
 # ------------------------------------------------------------------------------------ options ---
@@ -134,8 +144,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--clips', nargs='+', choices=CLIPS, default=list(CLIPS),
                    help='which CLIP weights to run (default: both; the gap needs both)')
     p.add_argument('--iters', type=_positive, default=DEFAULT_ITERS,
-                   help=f'training iterations per run (batch 4; default {DEFAULT_ITERS}; the mini '
-                        f'overlay\'s own schedule is 300)')
+                   help=f'training iterations per run (batch 4; default {DEFAULT_ITERS}, the mini '
+                        f'overlay\'s own schedule)')
     p.add_argument('--val-limit', type=_nonneg, default=DEFAULT_VAL_LIMIT,
                    help=f'test on the first N val images (sorted names; default {DEFAULT_VAL_LIMIT} '
                         f'of 100; 0 = all)')
@@ -145,7 +155,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='torch / OpenMP threads of every run (default 1: on the shared 2-core machine '
                         'a mini AerOSeg step took 10-35 s with 2 threads vs 2.3-2.8 s with 1 while other '
                         'jobs ran; 2 pays only on an idle machine)')
-    p.add_argument('--seed', type=int, default=0, help='randomness.seed of every run (default 0)')
+    p.add_argument('--seeds', nargs='+', type=int, default=None, metavar='K',
+                   help='randomness.seed of the runs (default: 0); with several, every cell is the '
+                        'mean over the seeds and the gap is mean(pretrained) - mean(random)')
+    p.add_argument('--seed', type=int, default=None, help='one seed (same as --seeds K)')
+    p.add_argument('--seed-models', nargs='+', type=_choices('model', MODELS), default=None,
+                   help='models that get every seed of --seeds; the others run the first seed only '
+                        '(default: all models)')
+    p.add_argument('--parallel', type=_positive, default=1,
+                   help='runs at once (each with --threads threads; default 1)')
     p.add_argument('--force', action='store_true', help='recompute runs with a cached result')
     p.add_argument('--sam-checkpoint',
                    help='tiny SAM file for the configs with SAM guidance (AerOSeg); "none" = random '
@@ -161,13 +179,24 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f'--cfg-options expects KEY=VALUE, got {o!r}')
     args.datasets = list(dict.fromkeys(args.datasets))
     args.models = list(dict.fromkeys(args.models))
+    if args.seed is not None and args.seeds is not None:
+        p.error('give --seed or --seeds, not both')
+    args.seeds = list(dict.fromkeys(args.seeds if args.seeds is not None else
+                                    [0 if args.seed is None else args.seed]))
+    args.seed = args.seeds[0]
+    args.seed_models = list(args.models if args.seed_models is None else dict.fromkeys(args.seed_models))
     args.clips = [c for c in CLIPS if c in args.clips]
     return args
 
 
+def seeds_of(model: str, args) -> List[int]:
+    return list(args.seeds) if model in args.seed_models else list(args.seeds[:1])
+
+
 def plan(args) -> List[RunSpec]:
-    """Runs in execution order: dataset, model, then pretrained before random."""
-    return [RunSpec(m, d, c) for d in args.datasets for m in args.models for c in args.clips]
+    """Runs in execution order: dataset, model, seed, then pretrained before random."""
+    return [RunSpec(m, d, c, k) for d in args.datasets for m in args.models
+            for k in seeds_of(m, args) for c in args.clips]
 
 
 def _has_guidance(spec: RunSpec) -> bool:
@@ -177,7 +206,7 @@ def _has_guidance(spec: RunSpec) -> bool:
 def run_cfg_options(spec: RunSpec, args) -> List[str]:
     """``--cfg-options`` of one run (strings in mmengine DictAction syntax)."""
     n = args.iters
-    opts = [f'randomness.seed={args.seed}',
+    opts = [f'randomness.seed={spec.seed}',
             f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}',
             f'train_cfg.val_begin={n + 1}',          # no validation pass at the end of training
             f'param_scheduler.0.end={n}', f'param_scheduler.0.T_max={n}',
@@ -200,16 +229,6 @@ def _options_dict(opts: Sequence[str]) -> dict:
 
 
 # ------------------------------------------------------------------------------------ hashing ---
-def _file_sha(path) -> Optional[str]:
-    if not path or not os.path.isfile(path):
-        return None
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def _abs(path: Optional[str]) -> Optional[str]:
     if path is None:
         return None
@@ -247,10 +266,10 @@ def run_key(spec: RunSpec, args, cfg) -> dict:
     clip = m.clip.get('pretrained')
     sam = (m.get('guidance') or {}).get('checkpoint')
     return {'config': spec.config, 'resolved_config_sha': _cfg_digest(cfg),
-            'clip_sha': _file_sha(_abs(clip)) if clip else None,
-            'sam_sha': _file_sha(_abs(sam)) if sam else None,
+            'clip_sha': file_sha(_abs(clip)) if clip else None,
+            'sam_sha': file_sha(_abs(sam)) if sam else None,
             'mini_generator': GENERATOR_VERSION, 'iters': args.iters, 'val_limit': args.val_limit,
-            'seed': args.seed}
+            'seed': spec.seed}
 
 
 # ------------------------------------------------------------------------------------ running ---
@@ -334,8 +353,8 @@ def zero_shot(args) -> dict:
     """Tiny CLIP zero-shot on the val images (``tools/train_tiny_clip.py`` ``evaluate``), pretrained
     and random init; cached in ``<work-dir>/zero_shot.json``."""
     ckpt = clip_file()
-    key = {'clip_sha': _file_sha(ckpt), 'val_limit': args.val_limit, 'seed': args.seed,
-           'datasets': list(args.datasets), 'tool_sha': _file_sha(TINY_CLIP_TOOL)}
+    key = {'clip_sha': file_sha(ckpt), 'val_limit': args.val_limit, 'seed': args.seed,
+           'datasets': list(args.datasets), 'tool_sha': file_sha(TINY_CLIP_TOOL)}
     path = Path(args.work_dir) / ZERO_SHOT
     cached = read_json(path)
     if cached and not args.force and cached.get('key') == key:
@@ -381,10 +400,42 @@ def _metric(res: Optional[dict], name: str) -> Optional[float]:
     return float(v) if isinstance(v, (int, float)) else None
 
 
-def gap(results: Dict[RunSpec, dict], model: str, ds: str) -> Optional[float]:
-    p = _metric(results.get(RunSpec(model, ds, 'pretrained')), 'u-mIoU')
-    r = _metric(results.get(RunSpec(model, ds, 'random')), 'u-mIoU')
+def _seeds(results: Dict[RunSpec, dict], model: str, ds: str) -> List[int]:
+    return sorted({s.seed for s in results if s.model == model and s.ds == ds})
+
+
+def mean_metric(results: Dict[RunSpec, dict], model: str, ds: str, clip: str, name: str,
+                seeds: Optional[Sequence[int]] = None) -> Optional[float]:
+    """Mean of ``name`` over the seeds planned for (model, ds); ``None`` if any of them is
+    missing or failed (a mean over the seeds that happened to succeed would be biased)."""
+    seeds = _seeds(results, model, ds) if seeds is None else seeds
+    vals = [_metric(results.get(RunSpec(model, ds, clip, k)), name) for k in seeds]
+    if not vals or any(v is None for v in vals):
+        return None
+    return statistics.fmean(vals)
+
+
+def gap(results: Dict[RunSpec, dict], model: str, ds: str,
+        seeds: Optional[Sequence[int]] = None) -> Optional[float]:
+    """u-mIoU(pretrained) - u-mIoU(random), each the mean over the seeds run."""
+    p = mean_metric(results, model, ds, 'pretrained', 'u-mIoU', seeds)
+    r = mean_metric(results, model, ds, 'random', 'u-mIoU', seeds)
     return None if p is None or r is None else p - r
+
+
+def _seed_line(results: Dict[RunSpec, dict], model: str, ds: str) -> Optional[str]:
+    """Per-seed gaps and the spread of each arm, for rows that average several seeds."""
+    seeds = _seeds(results, model, ds)
+    if len(seeds) < 2:
+        return None
+    gaps = [gap(results, model, ds, [k]) for k in seeds]
+    arms = []
+    for c in CLIPS:
+        u = [_metric(results.get(RunSpec(model, ds, c, k)), 'u-mIoU') for k in seeds]
+        if all(v is not None for v in u):
+            arms.append(f'{c} u-mIoU {statistics.fmean(u):.1f} +- {statistics.pstdev(u):.1f}')
+    return (f'    seeds {",".join(map(str, seeds))}: gap per seed '
+            f'{" / ".join("-" if g is None else f"{g:.1f}" for g in gaps)}; ' + ', '.join(arms))
 
 
 def last_line(results: Dict[RunSpec, dict]) -> str:
@@ -422,6 +473,16 @@ def _zero_shot_lines(zs: dict, datasets: Sequence[str]) -> List[str]:
     return out
 
 
+def _seed_text(args) -> str:
+    if len(args.seeds) == 1:
+        return f'seed {args.seeds[0]}'
+    many = ', '.join(MODELS[m] for m in args.models if m in args.seed_models)
+    txt = f'seeds {",".join(map(str, args.seeds))} (mean of each cell; gap = mean pretrained - mean random)'
+    if set(args.models) - set(args.seed_models):
+        txt += f' for {many}, seed {args.seeds[0]} for the others'
+    return txt
+
+
 def format_report(results: Dict[RunSpec, dict], args, zs: Optional[dict] = None,
                   zs_error: Optional[str] = None) -> str:
     """The printed report; its last line is :func:`last_line`."""
@@ -429,7 +490,7 @@ def format_report(results: Dict[RunSpec, dict], args, zs: Optional[dict] = None,
     lines = ['=' * 100,
              'Open-vocabulary transfer on the mini world: tiny CLIP pretrained vs random weights (same architecture)',
              f'protocol: benchmarks.train + benchmarks.test --scale mini, {args.iters} iterations at batch 4, '
-             f'seed {args.seed}, test on {vl}',
+             f'{_seed_text(args)}, test on {vl}',
              f'work dir: {args.work_dir}']
     vocab = {(s.model, s.ds): r.get('vocabulary') for s, r in results.items() if r.get('vocabulary')}
     if vocab:
@@ -453,13 +514,18 @@ def format_report(results: Dict[RunSpec, dict], args, zs: Optional[dict] = None,
         for m in args.models:
             cells, secs, errs = [], 0.0, []
             for c in CLIPS:
-                r = results.get(RunSpec(m, ds, c)) or {}
-                cells.append(' '.join(_f(_metric(r, k), 6) for k in ('s-mIoU', 'u-mIoU', 'h-mIoU')))
-                secs += float(r.get('train_s') or 0) + float(r.get('test_s') or 0)
-                if r and not r.get('ok'):
-                    errs.append(f'{c}: {r.get("error", "failed")}')
+                cells.append(' '.join(_f(mean_metric(results, m, ds, c, k), 6)
+                                      for k in ('s-mIoU', 'u-mIoU', 'h-mIoU')))
+                seeds = _seeds(results, m, ds)
+                for k in seeds:
+                    r = results.get(RunSpec(m, ds, c, k)) or {}
+                    secs += float(r.get('train_s') or 0) + float(r.get('test_s') or 0)
+                    if r and not r.get('ok'):
+                        errs.append(f'{c}{f" seed {k}" if len(seeds) > 1 else ""}: {r.get("error", "failed")}')
             g = gap(results, m, ds)
             lines.append(f'  {MODELS[m]:<8} | {cells[0]} | {cells[1]} | {_f(g, 6)} | {secs / 60:.1f} min')
+            seed_line = _seed_line(results, m, ds)
+            lines += [seed_line] if seed_line else []
             lines += [f'    FAILED {e}' for e in errs]
         lines.append('')
     if 'aeroseg' in args.models:
@@ -490,18 +556,29 @@ def main(argv=None, run_fn: Optional[Callable[[RunSpec, argparse.Namespace], dic
             zs_error = f'{type(e).__name__}: {e}'
             print(f'[ov_transfer] zero-shot evaluation failed: {zs_error}', flush=True)
     results: Dict[RunSpec, dict] = {}
-    for i, s in enumerate(specs, 1):
+
+    def one(i: int, s: RunSpec) -> dict:
         t0 = time.time()
         print(f'[ov_transfer] {i}/{len(specs)} {s.name} ...', flush=True)
         try:
             r = run_fn(s, args)
         except Exception as e:
             r = {'ok': False, 'error': f'{type(e).__name__}: {e}'}
-        results[s] = r
         state = ('cached' if r.get('cached') else f'{(time.time() - t0) / 60:.1f} min') if r.get('ok') \
             else f'FAILED ({r.get("error")})'
         print(f'[ov_transfer] {i}/{len(specs)} {s.name}: s-mIoU {_f(_metric(r, "s-mIoU"), 0)} '
               f'u-mIoU {_f(_metric(r, "u-mIoU"), 0)} [{state}]', flush=True)
+        return r
+
+    if args.parallel == 1:
+        for i, s in enumerate(specs, 1):
+            results[s] = one(i, s)
+    else:  # runs are subprocesses writing to their own folders; results are gathered here
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            futures = {s: pool.submit(one, i, s) for i, s in enumerate(specs, 1)}
+            for s in specs:
+                results[s] = futures[s].result()
     print(f'[ov_transfer] total {(time.time() - t_start) / 60:.1f} min', flush=True)
     report = format_report(results, args, zs, zs_error)
     atomic_write_text(Path(args.work_dir) / 'report.txt', report + '\n')

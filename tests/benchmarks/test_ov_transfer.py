@@ -35,8 +35,9 @@ def test_bad_arguments_exit(bad, capsys):
 def test_run_options():
     a = ov.parse_args(['--iters', '150', '--val-limit', '50', '--seed', '3',
                        '--sam-checkpoint', 's.pth', '--cfg-options', 'x.y=1'])
-    pre = ov.run_cfg_options(ov.RunSpec('catseg', 'isaid', 'pretrained'), a)
-    rnd = ov.run_cfg_options(ov.RunSpec('aeroseg', 'isaid', 'random'), a)
+    assert {s.seed for s in ov.plan(a)} == {3}
+    pre = ov.run_cfg_options(ov.RunSpec('catseg', 'isaid', 'pretrained', 3), a)
+    rnd = ov.run_cfg_options(ov.RunSpec('aeroseg', 'isaid', 'random', 3), a)
     for o in ('randomness.seed=3', 'train_cfg.max_iters=150', 'param_scheduler.0.T_max=150',
               'param_scheduler.0.end=150', 'train_cfg.val_begin=151',
               'test_dataloader.dataset.indices=50', 'x.y=1'):
@@ -165,3 +166,42 @@ def test_zero_shot_table_lines():
     lines = ov._zero_shot_lines(_zs(ov.parse_args([])), ['isaid'])
     rows = [ln for ln in lines if ln.strip().startswith('iSAID')]
     assert len(rows) == 2 and '0.50 / 0.50' in rows[0] and 'pretrained' in rows[0] and 'random' in rows[1]
+
+
+def test_several_seeds_average_and_report_each(tmp_path, capsys):
+    """Cells are means over the seeds, the gap is mean(pretrained) - mean(random), each seed's
+    gap is listed; --seed-models limits the extra seeds; a missing seed blanks the mean."""
+    import threading
+    barrier = threading.Barrier(2)
+
+    def run(spec, args):
+        if spec.model == 'catseg' and args.parallel == 2:  # its two runs must overlap
+            barrier.wait(timeout=10)
+        u = {'pretrained': 20.0 + 4 * spec.seed, 'random': 2.0 + spec.seed}[spec.clip]
+        return {'ok': True, 'metrics': {'s-mIoU': 30.0, 'u-mIoU': u, 'h-mIoU': 1.0}}
+
+    rc = ov.main(['--work-dir', str(tmp_path), '--datasets', 'dlrsd', '--seeds', '0', '1', '2',
+                  '--seed-models', 'aeroseg', '--parallel', '2', '--skip-zero-shot'], run_fn=run)
+    out = capsys.readouterr().out.rstrip('\n').splitlines()
+    assert rc == 0
+    # AerOSeg: pretrained 20, 24, 28 (mean 24); random 2, 3, 4 (mean 3) -> gap 21.0
+    assert out[-1] == 'u-mIoU gap (AerOSeg): iSAID n/a, DLRSD 21.0, OEM n/a'
+    assert any('seeds 0,1,2: gap per seed 18.0 / 21.0 / 24.0' in ln for ln in out)
+    catseg = next(ln for ln in out if ln.lstrip().startswith('CAT-Seg'))
+    assert catseg.split('|')[3].strip() == '18.0'          # seed 0 only: 20 - 2
+    assert any('seed 0 for the others' in ln for ln in out)
+    names = {s.name for s in ov.plan(ov.parse_args(['--datasets', 'dlrsd', '--seeds', '0', '1',
+                                                    '--seed-models', 'aeroseg']))}
+    assert {'aeroseg_dlrsd_random', 'aeroseg_dlrsd_random_s1', 'catseg_dlrsd_random'} <= names
+    assert 'catseg_dlrsd_random_s1' not in names
+
+    def run_missing(spec, args):
+        if spec.seed == 2 and spec.clip == 'random':
+            return {'ok': False, 'error': 'boom'}
+        return run(spec, args)
+
+    ov.main(['--work-dir', str(tmp_path), '--datasets', 'dlrsd', '--models', 'aeroseg',
+             '--seeds', '0', '1', '2', '--skip-zero-shot'], run_fn=run_missing)
+    out = capsys.readouterr().out.rstrip('\n').splitlines()
+    assert out[-1] == 'u-mIoU gap (AerOSeg): iSAID n/a, DLRSD n/a, OEM n/a'
+    assert any('FAILED random seed 2: boom' in ln for ln in out)

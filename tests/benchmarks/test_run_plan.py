@@ -180,6 +180,41 @@ def test_config_hash_is_content_based(tmp_path, monkeypatch):
     assert config_hash('x.py') != h
 
 
+def test_mini_hash_follows_tiny_weights_and_generator(tmp_path, monkeypatch):
+    """A retrained tiny CLIP / SAM or a new generator version makes finished mini jobs stale;
+    full-scale hashes do not depend on the mini world; given data, the generator does not count."""
+    pytest.importorskip('mmengine')
+    import benchmarks.common as common
+    root = tmp_path / 'repo'
+    (root / 'configs/_base_/scale').mkdir(parents=True)
+    (root / 'aeroseg/datasets').mkdir(parents=True)
+    (root / 'assets').mkdir()
+    (root / 'configs/_base_/scale/mini.py').write_text(
+        "clip = dict(pretrained='assets/clip.pt')\nsam = dict(checkpoint='assets/sam.pth')\n"
+        "sam2 = dict(checkpoint=None)\niters = dict(default=200)\n")
+    (root / 'assets/clip.pt').write_bytes(b'clip v1')
+    (root / 'assets/sam.pth').write_bytes(b'sam v1')
+    gen = root / 'aeroseg/datasets/mini.py'
+    gen.write_text('GENERATOR_VERSION = 1\n')
+    (tmp_path / 'x.py').write_text('a = 1\n')
+    monkeypatch.setattr(common, 'REPO_ROOT', root)
+    x = tmp_path / 'x.py'
+    mini, full, given = (common.config_hash(x, 'mini'), common.config_hash(x),
+                         common.config_hash(x, 'mini', data_root='/d'))
+    (root / 'assets/clip.pt').write_bytes(b'clip v2 (retrained)')
+    assert common.config_hash(x, 'mini') != mini
+    assert common.config_hash(x, 'mini', data_root='/d') != given
+    assert common.config_hash(x) == full
+    mini2, given2 = common.config_hash(x, 'mini'), common.config_hash(x, 'mini', data_root='/d')
+    gen.write_text('GENERATOR_VERSION = 2\n')
+    assert common.config_hash(x, 'mini') != mini2
+    assert common.config_hash(x, 'mini', data_root='/d') == given2
+    (root / 'configs/_base_/scale/mini.py').write_text(
+        "clip = dict(pretrained='assets/clip.pt')\nsam = dict(checkpoint='assets/sam.pth')\n"
+        "sam2 = dict(checkpoint=None)\niters = dict(default=400)\n")
+    assert common.config_hash(x, 'mini', data_root='/d') != given2   # overlay values count
+
+
 def _fake_steps(fail_train_of=None, interrupt=False):
     """Stand-in for run.run_logged: train 'succeeds' (or fails / is interrupted), test writes
     metrics with the job's hash. Lets main()'s orchestration be tested without subprocesses."""
