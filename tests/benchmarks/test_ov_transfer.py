@@ -21,11 +21,14 @@ def test_defaults_and_parsing():
     assert a.datasets == ['oem', 'isaid'] and a.models == ['aeroseg', 'catseg']
     assert a.iters == 7 and a.val_limit == 0 and a.force
     assert [s.name for s in ov.plan(a)][:2] == ['aeroseg_oem_pretrained', 'aeroseg_oem_random']
-    assert len(ov.plan(a)) == 8
+    assert len(ov.plan(a)) == 16                  # per dataset: AerOSeg 3 seeds x 2, CAT-Seg 2
+    assert len(ov.plan(ov.parse_args(['--seed', '4', '--datasets', 'oem']))) == 6
+    assert {s.seed for s in ov.plan(ov.parse_args(['--seed', '4']))} == {4}
 
 
 @pytest.mark.parametrize('bad', [['--datasets', 'loveda'], ['--models', 'san'], ['--iters', '0'],
-                                 ['--val-limit', '-1'], ['--cfg-options', 'novalue']])
+                                 ['--val-limit', '-1'], ['--cfg-options', 'novalue'],
+                                 ['--seed', '1', '--seeds', '2'], ['--parallel', '0']])
 def test_bad_arguments_exit(bad, capsys):
     with pytest.raises(SystemExit):
         ov.parse_args(bad)
@@ -74,7 +77,9 @@ def test_report_last_line_with_stub_runner(tmp_path, capsys):
 
     rc = ov.main(['--work-dir', str(tmp_path)], run_fn=run, zero_shot_fn=_zs)
     out = capsys.readouterr().out.rstrip('\n').splitlines()
-    assert rc == 0 and len(calls) == 18
+    assert rc == 0 and len(calls) == 30        # AerOSeg 3 seeds x 2 CLIPs x 3 datasets + 12
+    assert {c.seed for c in calls if c.model == 'aeroseg'} == {0, 1, 2}
+    assert {c.seed for c in calls if c.model != 'aeroseg'} == {0}
     assert out[-1] == 'u-mIoU gap (AerOSeg): iSAID 40.3, DLRSD 29.0, OEM 11.0'
     assert LAST.match(out[-1])
     assert any('MET (iSAID, DLRSD)' in ln for ln in out)
