@@ -110,13 +110,16 @@ def config_hash(path: str | os.PathLike, scale: str = 'full', data_root: Optiona
     placeholders, ``cfg_options`` merged) plus ``scale`` and ``data_root``.
 
     Reads config files only: no data is touched and no custom modules are imported, so the
-    dry-run can tell finished jobs from stale ones. At ``scale='mini'`` the hash also covers
-    :func:`mini_world_identity` (overlay values, tiny weight files, generator version); the
-    overlay's own code (``aeroseg.config``) is not hashed: ``--force`` reruns after changing it.
+    dry-run can tell finished jobs from stale ones. At ``scale='mini'`` it is the hash of the
+    config with the mini overlay applied (so rows that coincide at mini scale share a job) plus
+    :func:`mini_world_identity` (tiny weight files, generator version); paths inside the checkout
+    enter relative to it. Code is not hashed: ``--force`` reruns after changing a model.
     ``raw``: the result of :func:`read_config` for ``path``, when already at hand (not modified).
     """
     import copy
     cfg = read_config(path) if raw is None else copy.deepcopy(raw)
+    if scale == 'mini':
+        cfg = _mini_overlaid(cfg, data_root)
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
     try:
@@ -125,11 +128,42 @@ def config_hash(path: str | os.PathLike, scale: str = 'full', data_root: Optiona
         d = cfg._cfg_dict.to_dict()
     d.pop('work_dir', None)
     d.pop('launcher', None)
+    d = _repo_relative(d)
     ident = {'cfg': d, 'scale': scale, 'data_root': data_root}
     if scale == 'mini':
         ident['mini_world'] = mini_world_identity(generated=data_root is None)
     blob = json.dumps(ident, sort_keys=True, default=_jsonable)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _repo_relative(obj):
+    """Paths inside the checkout written relative to it (the overlay resolves asset paths), so a
+    job's hash does not depend on where the repository is cloned."""
+    root = str(REPO_ROOT) + os.sep
+    if isinstance(obj, str):
+        return obj[len(root):] if obj.startswith(root) else obj
+    if isinstance(obj, dict):
+        return {k: _repo_relative(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_repo_relative(v) for v in obj)
+    return obj
+
+
+def _mini_overlaid(cfg, data_root: Optional[str]):
+    """``cfg`` with the mini overlay applied as ``aeroseg.config.apply_mini_scale`` applies it, so
+    configs that coincide at mini scale (every CLIP is the one tiny CLIP, every SAM the tiny SAM)
+    hash equal and share one job. ``aeroseg/config.py`` is loaded on its own (mmengine only), not
+    through the ``aeroseg`` package, which would import torch and every model. Configs without a
+    ``model`` (and trees without that file) are hashed as they are."""
+    import importlib.util
+    src = REPO_ROOT / 'aeroseg' / 'config.py'
+    if 'model' not in cfg or not src.is_file():
+        return cfg
+    spec = importlib.util.spec_from_file_location('_aeroseg_config_for_hash', src)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    # a stand-in data root: the generated data are identified by GENERATOR_VERSION instead
+    return mod.apply_mini_scale(cfg, data_root or '<generated mini data>')
 
 
 def file_sha(path: str | os.PathLike, n: int = 16) -> Optional[str]:

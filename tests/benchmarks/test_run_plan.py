@@ -23,8 +23,13 @@ def test_dry_run_full_prints_every_job_and_touches_nothing(tmp_path):
                        '--data-root', data, '--commands'], env=env, timeout=120)
         assert r.returncode == 0, r.stderr
         out = r.stdout
-        # 45 (config, seed) jobs; Table 3's Baseline resolves to the OVRS config: 3 shared
-        assert f'Plan: 42 jobs (scale {scale}' in out
+        # 45 (config, seed) jobs; Table 3's Baseline resolves to the OVRS config: 3 shared; at
+        # mini scale Table 6's SAM ViT-H and Table 7's three CLIPs are the main AerOSeg row (one
+        # tiny SAM, one tiny CLIP) and SAM 2.1 is SAM 2 (one tiny Hiera): 5 more shared
+        assert f'Plan: {dict(full=42, mini=37)[scale]} jobs (scale {scale}' in out
+        same_at_mini = ('configs/aeroseg/ablations/t6_sam-vith_isaid.py = '
+                        'configs/aeroseg/aeroseg_vitb16_isaid.py')
+        assert (same_at_mini in out) == (scale == 'mini')
         assert 'configs/aeroseg/ablations/t3_baseline_oem.py = configs/ovrs/ovrs_vitb16_oem.py' in out
         for j in plan_jobs(cells(TABLES)):
             assert j.config in out                     # every job listed (and its command)
@@ -153,7 +158,7 @@ def test_run_all_sh_defaults_to_mini_without_data_root(tmp_path):
                                    env=env, capture_output=True, text=True, timeout=120)
     r = sh(*common)
     assert r.returncode == 0, r.stderr
-    assert 'Plan: 42 jobs (scale mini' in r.stdout and 'running --scale mini' in r.stderr
+    assert 'Plan: 37 jobs (scale mini' in r.stdout and 'running --scale mini' in r.stderr
     r = sh(*common, '--data-root', tmp_path / 'data', '--tables', '6')
     assert r.returncode == 0, r.stderr
     assert 'Plan: 4 jobs (scale full' in r.stdout
@@ -213,6 +218,23 @@ def test_mini_hash_follows_tiny_weights_and_generator(tmp_path, monkeypatch):
         "clip = dict(pretrained='assets/clip.pt')\nsam = dict(checkpoint='assets/sam.pth')\n"
         "sam2 = dict(checkpoint=None)\niters = dict(default=400)\n")
     assert common.config_hash(x, 'mini', data_root='/d') != given2   # overlay values count
+
+
+def test_mini_hash_is_the_overlaid_config_and_location_free(monkeypatch):
+    """At mini scale the hash is that of the config the run uses (overlay applied): variants
+    that the overlay maps to the same tiny encoders hash equal, those it keeps apart do not;
+    asset paths enter relative to the checkout."""
+    pytest.importorskip('mmengine')
+    import benchmarks.common as common
+    main = 'configs/aeroseg/aeroseg_vitb16_isaid.py'
+    vith = 'configs/aeroseg/ablations/t6_sam-vith_isaid.py'
+    assert common.config_hash(main, 'mini') == common.config_hash(vith, 'mini')
+    assert common.config_hash(main) != common.config_hash(vith)
+    assert common.config_hash(main, 'mini') != common.config_hash(main, 'mini', cfg_options={
+        'model.clip.finetune': 'frozen'})                         # kept by the overlay
+    root = str(common.REPO_ROOT)
+    assert common._repo_relative({'a': [root + '/x/y.pt', '/elsewhere/z.pt'], 'b': (root,)}) == \
+        {'a': ['x/y.pt', '/elsewhere/z.pt'], 'b': (root,)}
 
 
 def _fake_steps(fail_train_of=None, interrupt=False):
