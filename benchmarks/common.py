@@ -25,8 +25,8 @@ from typing import Any, Dict, Mapping, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ['REPO_ROOT', 'load_config', 'config_hash', 'file_sha', 'mini_world_identity', 'atomic_write_text', 'atomic_write_json',
-           'read_json', 'environment', 'git_commit', 'peak_memory', 'device_name',
+__all__ = ['REPO_ROOT', 'load_config', 'config_hash', 'file_sha', 'mini_world_identity',
+           'atomic_write_text', 'atomic_write_json', 'read_json', 'environment', 'git_commit', 'peak_memory', 'device_name',
            'ConfigError', 'register_all', 'setup_work_dir', 'prepare_run']
 
 
@@ -109,8 +109,9 @@ def config_hash(path: str | os.PathLike, scale: str = 'full', data_root: Optiona
     """sha256 (16 hex) of the config as mmengine resolves it (``_base_`` inheritance, environment
     placeholders, ``cfg_options`` merged) plus ``scale`` and ``data_root``.
 
-    Reads config files only: no data is touched and no custom modules are imported, so the
-    dry-run can tell finished jobs from stale ones. At ``scale='mini'`` it is the hash of the
+    Reads config files (and, at mini scale, ``aeroseg/config.py`` on its own): no data is touched
+    and neither torch nor the model packages are imported, so the dry-run can tell finished jobs
+    from stale ones quickly. At ``scale='mini'`` it is the hash of the
     config with the mini overlay applied (so rows that coincide at mini scale share a job) plus
     :func:`mini_world_identity` (tiny weight files, generator version); paths inside the checkout
     enter relative to it. Code is not hashed: ``--force`` reruns after changing a model.
