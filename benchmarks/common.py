@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -156,15 +157,22 @@ def _mini_overlaid(cfg, data_root: Optional[str]):
     hash equal and share one job. ``aeroseg/config.py`` is loaded on its own (mmengine only), not
     through the ``aeroseg`` package, which would import torch and every model. Configs without a
     ``model`` (and trees without that file) are hashed as they are."""
-    import importlib.util
     src = REPO_ROOT / 'aeroseg' / 'config.py'
     if 'model' not in cfg or not src.is_file():
         return cfg
-    spec = importlib.util.spec_from_file_location('_aeroseg_config_for_hash', src)
+    # a stand-in data root: the generated data are identified by GENERATOR_VERSION instead
+    return _standalone_module(str(src)).apply_mini_scale(cfg, data_root or '<generated mini data>')
+
+
+@functools.lru_cache(maxsize=None)
+def _standalone_module(path: str):
+    """A source file executed as a module of its own (once per process: the runner hashes every
+    job of the plan)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('_standalone_' + Path(path).stem, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    # a stand-in data root: the generated data are identified by GENERATOR_VERSION instead
-    return mod.apply_mini_scale(cfg, data_root or '<generated mini data>')
+    return mod
 
 
 def file_sha(path: str | os.PathLike, n: int = 16) -> Optional[str]:

@@ -427,15 +427,20 @@ def _seeds(results: Dict[RunSpec, dict], model: str, ds: str) -> List[int]:
     return sorted({s.seed for s in results if s.model == model and s.ds == ds})
 
 
-def mean_metric(results: Dict[RunSpec, dict], model: str, ds: str, clip: str, name: str,
-                seeds: Optional[Sequence[int]] = None) -> Optional[float]:
-    """Mean of ``name`` over the seeds planned for (model, ds); ``None`` if any of them is
-    missing or failed (a mean over the seeds that happened to succeed would be biased)."""
+def _values(results: Dict[RunSpec, dict], model: str, ds: str, clip: str, name: str,
+            seeds: Optional[Sequence[int]] = None) -> Optional[List[float]]:
+    """``name`` of every seed planned for (model, ds); ``None`` if any of them is missing or
+    failed (a mean over the seeds that happened to succeed would be biased)."""
     seeds = _seeds(results, model, ds) if seeds is None else seeds
     vals = [_metric(results.get(RunSpec(model, ds, clip, k)), name) for k in seeds]
-    if not vals or any(v is None for v in vals):
-        return None
-    return statistics.fmean(vals)
+    return None if not vals or any(v is None for v in vals) else vals
+
+
+def mean_metric(results: Dict[RunSpec, dict], model: str, ds: str, clip: str, name: str,
+                seeds: Optional[Sequence[int]] = None) -> Optional[float]:
+    """Mean of ``name`` over the seeds planned for (model, ds) (see :func:`_values`)."""
+    vals = _values(results, model, ds, clip, name, seeds)
+    return None if vals is None else statistics.fmean(vals)
 
 
 def gap(results: Dict[RunSpec, dict], model: str, ds: str,
@@ -454,8 +459,8 @@ def _seed_line(results: Dict[RunSpec, dict], model: str, ds: str) -> Optional[st
     gaps = [gap(results, model, ds, [k]) for k in seeds]
     arms = []
     for c in CLIPS:
-        u = [_metric(results.get(RunSpec(model, ds, c, k)), 'u-mIoU') for k in seeds]
-        if all(v is not None for v in u):
+        u = _values(results, model, ds, c, 'u-mIoU', seeds)
+        if u is not None:
             arms.append(f'{c} u-mIoU {statistics.fmean(u):.1f} +- {statistics.pstdev(u):.1f}')
     return (f'    seeds {",".join(map(str, seeds))}: gap per seed '
             f'{" / ".join("-" if g is None else f"{g:.1f}" for g in gaps)}; ' + ', '.join(arms))
@@ -536,10 +541,10 @@ def format_report(results: Dict[RunSpec, dict], args, zs: Optional[dict] = None,
                      f'{"s-mIoU":>6} {"u-mIoU":>6} {"h-mIoU":>6} | {"gap":>6} | train+test')
         for m in args.models:
             cells, secs, errs = [], 0.0, []
+            seeds = _seeds(results, m, ds)
             for c in CLIPS:
-                cells.append(' '.join(_f(mean_metric(results, m, ds, c, k), 6)
+                cells.append(' '.join(_f(mean_metric(results, m, ds, c, k, seeds), 6)
                                       for k in ('s-mIoU', 'u-mIoU', 'h-mIoU')))
-                seeds = _seeds(results, m, ds)
                 for k in seeds:
                     r = results.get(RunSpec(m, ds, c, k)) or {}
                     secs += float(r.get('train_s') or 0) + float(r.get('test_s') or 0)
