@@ -14,7 +14,8 @@ Call graph of ``loss`` / ``predict``::
       └─ loss: BCE on one-hot targets over the training vocabulary (+ back-projection loss)
 
 The vocabulary is data, not architecture: training uses the seen class names of the dataset's
-split (labels of full ids remapped to positions in that list, everything else ignored); testing
+split (labels of full ids remapped to positions in that list, the split's other classes to
+``HIDDEN_INDEX``, left out of the loss, and 255 kept as unlabelled); testing
 uses all classes; :meth:`set_vocabulary` swaps in any list of names for inference.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
 from ..datasets.splits import get_split, resolve_class_names
+from ..datasets.transforms import HIDDEN_INDEX
 from .back_projection import rgb_patch_target
 from .cost_volume import cosine_cost_volume
 
@@ -138,8 +140,13 @@ class OpenVocabCostSegmentor(BaseSegmentor):
 
         self.train_vocabulary, train_ids = pick(vocab.get('train', 'seen'))
         self.test_vocabulary, test_ids = pick(vocab.get('test', 'all'))
-        # full dataset id -> position in the training vocabulary; anything else is ignored
+        # full dataset id -> position in the training vocabulary; the dataset's other classes
+        # (and pixels HideUnseenClasses already hid) -> HIDDEN_INDEX, which the loss leaves out
+        # by default; 255 and anything else -> ignore_index (unlabelled)
         lut = torch.full((256,), self.ignore_index, dtype=torch.long)
+        if split is not None:
+            lut[:split.num_classes] = HIDDEN_INDEX
+        lut[HIDDEN_INDEX] = HIDDEN_INDEX
         for pos, i in enumerate(train_ids):
             if i >= 0:
                 lut[i] = pos

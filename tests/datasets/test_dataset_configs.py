@@ -35,8 +35,9 @@ def test_train_pipeline_hides_unseen_and_crops_to_clip_size(tmp_path, name, suff
     assert item['inputs'].shape == (3, 384, 384)  # short side 64 -> 384, crop 384
     gt = item['data_samples'].gt_sem_seg.data.numpy()[0]
     vals = set(np.unique(gt).tolist())
-    assert vals <= set(s.seen) | {255}
+    assert vals <= set(s.seen) | {254, 255}  # unseen -> 254 (hidden), unlabelled stays 255
     assert vals & set(s.seen)  # seen classes survive
+    assert 254 in vals         # the fake labels hold every class, so some unseen pixel was hidden
     val = _dataset(cfg, 'val_dataloader', tmp_path)
     item = val[0]
     assert item['inputs'].shape == (3, 640, 640)  # ResizeShortestEdge(640)

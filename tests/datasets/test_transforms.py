@@ -14,12 +14,12 @@ def test_hide_unseen_from_split_keeps_full_id_space():
     out = t(dict(gt_seg_map=gt.copy()))['gt_seg_map']
     assert out.dtype == np.uint8 and out.shape == gt.shape
     for v in range(15):
-        assert out[0, v] == (255 if v in unseen else v)
+        assert out[0, v] == (254 if v in unseen else v)  # HIDDEN_INDEX: not unlabelled (255)
     assert out[0, 15] == 255
 
 
 def test_hide_unseen_explicit_ids_and_other_dtypes():
-    t = TRANSFORMS.build(dict(type='HideUnseenClasses', unseen_ids=[1, 2], ignore_index=255))
+    t = TRANSFORMS.build(dict(type='HideUnseenClasses', unseen_ids=[1, 2], hidden_index=255))
     gt = np.array([[0, 1, 2, 3, 255]], np.int64)
     np.testing.assert_array_equal(t(dict(gt_seg_map=gt))['gt_seg_map'], [[0, 255, 255, 3, 255]])
     same = TRANSFORMS.build(dict(type='HideUnseenClasses', unseen_ids=[]))
@@ -33,8 +33,8 @@ def test_hide_unseen_bad_arguments():
         hide(dict(gt_seg_map=np.zeros((1, 1), np.uint8)))
     with pytest.raises(KeyError, match='unknown dataset'):
         TRANSFORMS.build(dict(type='HideUnseenClasses', split='nope'))
-    with pytest.raises(ValueError, match='ignore_index'):
-        TRANSFORMS.build(dict(type='HideUnseenClasses', unseen_ids=[255]))
+    with pytest.raises(ValueError, match='hidden_index'):
+        TRANSFORMS.build(dict(type='HideUnseenClasses', unseen_ids=[254]))
     with pytest.raises(KeyError, match='LoadAnnotations'):
         TRANSFORMS.build(dict(type='HideUnseenClasses', split='oem'))(dict())
 
@@ -54,15 +54,15 @@ def test_transforms_read_the_split_from_the_sample_and_explicit_arguments_win():
     gt = np.array([[0, 1, 2, 3, 255]], np.uint8)
     hide = TRANSFORMS.build(dict(type='HideUnseenClasses'))
     out = hide(dict(gt_seg_map=gt.copy(), ov_unseen=(1, 3)))['gt_seg_map']
-    np.testing.assert_array_equal(out, [[0, 255, 2, 255, 255]])
+    np.testing.assert_array_equal(out, [[0, 254, 2, 254, 255]])
     assert out.dtype == np.uint8
     out = hide(dict(gt_seg_map=gt.astype(np.int64), ov_unseen=(2,)))['gt_seg_map']
-    np.testing.assert_array_equal(out, [[0, 1, 255, 3, 255]])  # per-sample ids, not cached ones
+    np.testing.assert_array_equal(out, [[0, 1, 254, 3, 255]])  # per-sample ids, not cached ones
     explicit = TRANSFORMS.build(dict(type='HideUnseenClasses', unseen_ids=[0]))
     np.testing.assert_array_equal(
-        explicit(dict(gt_seg_map=gt.copy(), ov_unseen=(1, 3)))['gt_seg_map'], [[255, 1, 2, 3, 255]])
-    with pytest.raises(ValueError, match='ignore_index 255 is listed as unseen'):
-        hide(dict(gt_seg_map=gt.copy(), ov_unseen=(255,)))
+        explicit(dict(gt_seg_map=gt.copy(), ov_unseen=(1, 3)))['gt_seg_map'], [[254, 1, 2, 3, 255]])
+    with pytest.raises(ValueError, match='hidden_index 254 is listed as unseen'):
+        hide(dict(gt_seg_map=gt.copy(), ov_unseen=(254,)))
 
     check = TRANSFORMS.build(dict(type='CheckLabelValues'))
     assert check(dict(gt_seg_map=gt, ov_num_classes=4))['gt_seg_map'] is gt

@@ -279,6 +279,34 @@ def test_loss_exclude_ignores_ignored_pixels():
     assert not torch.allclose(OpenVocabBCELoss()(changed, labels), OpenVocabBCELoss()(logits, labels))
 
 
+def test_loss_hidden_pixels_left_out_by_default_and_zero_target_on_request():
+    logits, labels = _loss_inputs()
+    labels[:, 2] = 254                                   # hidden (unseen) row; rows 0-1 unlabelled
+    known = (labels != 255) & (labels != 254)
+    unlabelled = labels == 255
+    lg = logits.permute(0, 2, 3, 1)
+    target = F.one_hot(labels.clamp(max=2) * known, 3).float() * known[..., None]
+    keep = known | unlabelled                            # upstream's rule for 255, 254 left out
+    ref = F.binary_cross_entropy_with_logits(lg[keep], target[keep])
+    loss = OpenVocabBCELoss()(logits, labels)
+    assert torch.allclose(loss, ref)
+    loss.backward()
+    g = logits.grad.permute(0, 2, 3, 1)
+    assert (g[labels == 254] == 0).all() and (g[unlabelled] != 0).all()
+    # 'zero_target' for hidden pixels = the old behaviour: 254 counts like 255 (all-zero targets)
+    as_unlabelled = labels.masked_fill(labels == 254, 255)
+    assert torch.allclose(OpenVocabBCELoss(hidden_mode='zero_target')(logits, labels),
+                          OpenVocabBCELoss()(logits, as_unlabelled))
+    assert not torch.allclose(loss, OpenVocabBCELoss()(logits, as_unlabelled))
+    # both excluded: only the labelled pixels count
+    both = OpenVocabBCELoss(ignore_mode='exclude')(logits, labels)
+    assert torch.allclose(both, F.binary_cross_entropy_with_logits(lg[known], target[known]))
+    with pytest.raises(ValueError, match='hidden_mode'):
+        OpenVocabBCELoss(hidden_mode='drop')
+    with pytest.raises(ValueError, match='both 255'):
+        OpenVocabBCELoss(hidden_index=255)
+
+
 def test_loss_weight_name_resize_and_errors():
     logits, labels = _loss_inputs()
     loss = OpenVocabBCELoss(loss_weight=2.0)

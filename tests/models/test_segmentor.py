@@ -127,8 +127,8 @@ def test_unseen_pixels_and_vocabulary_mapping():
     for pos, i in enumerate(split.seen):
         assert lut[i] == pos
     for i in split.unseen:
-        assert lut[i] == 255  # unseen ids are ignored in training
-    assert lut[255] == 255
+        assert lut[i] == 254  # unseen ids are hidden (left out of the loss), not unlabelled
+    assert lut[254] == 254 and lut[255] == 255 and lut[split.num_classes] == 255
 
 
 @pytest.mark.parametrize('method', ['catseg', 'aeroseg'])
