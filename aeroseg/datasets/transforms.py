@@ -5,8 +5,8 @@ of unseen classes are set to ``HIDDEN_INDEX`` (254), their names are never shown
 and the loss leaves them out (``OpenVocabBCELoss(hidden_mode='exclude')``). They are kept apart
 from 255 (unlabelled: iSAID background, OEM 'unknown', crop padding), which upstream CAT-Seg's
 loss counts as a negative for every class: counted that way, hidden pixels would teach the head
-that unseen regions are "none of the classes" (measured on the mini world: AerOSeg's OEM u-mIoU
-gap -0.9 -> 19.6, DLRSD 16.9 -> 26.9 at seed 0). Labels stay in the full id space 0..K-1; the
+that unseen regions are "none of the classes" (the measurement is in
+``configs/_base_/models/catseg_vitb16.py``). Labels stay in the full id space 0..K-1; the
 segmentor maps them to its training vocabulary.
 
 ``CheckLabelValues`` is a cheap guard (one ``bincount`` per label map) that fails with the
