@@ -92,3 +92,20 @@ def test_perfect_prediction_and_label_out_of_range():
     metric.dataset_meta = meta
     with pytest.raises(ValueError, match=r'x\.png.*label value 20'):
         metric.process({}, [s.to_dict()])
+
+
+def test_predictions_outside_the_vocabulary_count_against_their_gt_class_only():
+    """A predicted id >= K (e.g. 200) is a false negative of the pixel's ground-truth class and
+    a false positive of no class: class K-1's IoU is what it would be without those pixels."""
+    split = get_split('isaid')
+    k = split.num_classes
+    meta = dict(classes=split.classes, palette=split.palette, seen=split.seen, unseen=split.unseen)
+    gt = torch.tensor([[0, 0, 0, 0, k - 1, k - 1, 3, 3]])
+    pred = torch.tensor([[0, 0, 200, 200, k - 1, 3, 3, 3]])
+    s = SegDataSample()
+    s.gt_sem_seg = PixelData(data=gt[None])
+    s.pred_sem_seg = PixelData(data=pred[None])
+    out = _run(OpenVocabIoUMetric(), [s.to_dict()], meta)
+    assert out['IoU.ship'] == pytest.approx(50.0)           # 2 TP, 2 FN, 0 FP
+    assert out[f'IoU.{split.classes[k - 1]}'] == pytest.approx(50.0)  # 1 TP, 1 FN, 0 FP
+    assert out[f'IoU.{split.classes[3]}'] == pytest.approx(66.67)     # 2 TP, 1 FP

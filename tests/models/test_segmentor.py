@@ -162,3 +162,105 @@ def test_bad_vocabulary_and_config_errors():
         build('catseg').set_vocabulary(['ship', 'ship'])
     with pytest.raises(ValueError, match="target='sam' needs a guidance"):
         build('catseg', back_projection=dict(type='SemanticBackProjection', target='sam'))
+
+
+# ----------------------------------------------------------------------------- pinned behaviours
+def test_slide_merge_is_window_mean_plus_global_over_two(monkeypatch):
+    """(mean of the covering windows' sigmoid + the global view's sigmoid) / 2 at every pixel.
+
+    resize 100, crop 64, stride 32: window starts 0, 32 and the last flush one at 36, so rows and
+    columns are covered by 1, 2 or 3 windows (uneven overlaps)."""
+    model = build('ovrs', test_mode='slide', slide_resize=100, slide_crop=64, slide_stride=32).eval()
+    calls = []
+
+    def fake(crop, names):  # per call: a known position-dependent map, one value per class
+        k = len(calls)
+        calls.append(tuple(crop.shape[-2:]))
+        base = crop[:, :1] / 255.0 - 0.5  # depends on where the window lies in the image
+        return {'logits': torch.cat([base * (c + 1) + 0.1 * k for c in range(len(names))], 1)}
+
+    monkeypatch.setattr(model, '_forward_logits', fake)
+    g = torch.Generator().manual_seed(3)
+    img = torch.rand(1, 3, 100, 100, generator=g) * 255
+    names = ['ship', 'harbor']
+    out = model.predict_logits(img, names)
+    starts = [0, 32, 36]
+    assert calls == [(64, 64)] * 9 + [(100, 100)]  # 3 x 3 windows, then the global view
+
+    def sig(k, patch):
+        return torch.cat([(patch[:, :1] / 255.0 - 0.5) * (c + 1) + 0.1 * k for c in range(2)], 1).sigmoid()
+
+    acc = torch.zeros(1, 2, 100, 100)
+    cnt = torch.zeros(100, 100)
+    k = 0
+    for y in starts:
+        for x in starts:
+            acc[..., y:y + 64, x:x + 64] += sig(k, img[..., y:y + 64, x:x + 64])
+            cnt[y:y + 64, x:x + 64] += 1
+            k += 1
+    assert set(cnt.unique().tolist()) == {1.0, 2.0, 3.0, 4.0, 6.0, 9.0}
+    expected = (acc / cnt + sig(9, img)) / 2
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+
+
+def test_back_projection_target_gets_no_gradient():
+    from aeroseg.models.back_projection import SemanticBackProjection
+    bp = SemanticBackProjection(in_channels=4, num_classes=3, out_channels=5, hidden_dim=8)
+    refined = torch.randn(2, 4, 3, 6, 6, requires_grad=True)
+    target = torch.randn(2, 5, 6, 6, requires_grad=True)
+    bp.loss(bp(refined), target * 2).backward()
+    assert target.grad is None and refined.grad is not None
+
+
+def test_clip_target_back_projection_gives_clip_the_detached_target_gradients():
+    """target='clip' (Table 5): loss_backproj alone moves CLIP only through the reconstruction."""
+    bp = dict(type='SemanticBackProjection', target='clip', hidden_dim=16)
+    model = build('ovrs', back_projection=bp)
+    model.train()
+    imgs, samples = batch(b=1)
+    clip_params = [(n, p) for n, p in model.clip.named_parameters() if p.requires_grad]
+    model.zero_grad()
+    model.loss(imgs, samples)['loss_backproj'].backward()
+    got = {n: p.grad.clone() for n, p in clip_params if p.grad is not None}
+    model.zero_grad()
+    out = model._forward_logits(imgs, model.train_vocabulary)
+    target = out['dense'][:, model.clip.rotations.index(0)].detach()
+    model.back_projection.loss(model.back_projection(out['refined']), target).backward()
+    want = {n: p.grad.clone() for n, p in clip_params if p.grad is not None}
+    assert got.keys() == want.keys() and got
+    for n in want:
+        torch.testing.assert_close(got[n], want[n], atol=1e-7, rtol=1e-5, msg=n)
+
+
+def test_unrotated_view_guides_spatial_refinement_whatever_the_rotation_order():
+    """CLIP-guided OVRS / Table 3 Baseline: the head's appearance guidance is the 0-degree view."""
+    model = build('ovrs').eval()
+    imgs, _ = batch(b=1)
+    names = list(model.test_vocabulary)
+    seen = {}
+
+    def grab(module, args):  # records the appearance guidance; returns None (args unchanged)
+        seen.setdefault('spatial', args[1])
+
+    handle = model.head.register_forward_pre_hook(grab)
+    with torch.no_grad():
+        dense = model.clip(imgs)['dense']
+        ref = model._forward_logits(imgs, names)['logits']
+    handle.remove()
+    torch.testing.assert_close(seen['spatial'], dense[:, 0])  # rotations (0, 90, 180, 270)
+    # the same weights with rotations (90, 0, 180, 270): permute the cost channels' conv inputs
+    # (channel r * P + p, P = 1 template) to follow; the guidance must still be the 0-degree view
+    cfg = tiny_cfg('ovrs')
+    cfg['clip']['rotations'] = (90, 0, 180, 270)
+    other = MODELS.build(cfg).eval()
+    sd = copy.deepcopy(model.state_dict())
+    w = sd['head.corr_embed.conv.weight']
+    sd['head.corr_embed.conv.weight'] = w[:, [1, 0, 2, 3]]
+    other.load_state_dict(sd)
+    seen.clear()
+    handle = other.head.register_forward_pre_hook(grab)
+    with torch.no_grad():
+        got = other._forward_logits(imgs, names)['logits']
+    handle.remove()
+    torch.testing.assert_close(seen['spatial'], dense[:, 0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-4)
