@@ -18,6 +18,7 @@ import torch
 
 from .config import load_config
 from .datasets.splits import resolve_class_names
+from .hooks import clear_outside_weights
 from .utils.checkpoint import load_external_state_dict, load_into
 
 __all__ = ['init_model', 'segment', 'segment_scores']
@@ -34,9 +35,7 @@ def init_model(config: str, checkpoint: Optional[str] = None, device: str = 'cpu
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model_cfg = cfg.model
     if checkpoint is not None:  # all weights come from the checkpoint
-        model_cfg.clip.pretrained = None
-        if model_cfg.get('guidance') is not None:
-            model_cfg.guidance.checkpoint = None
+        clear_outside_weights(model_cfg)
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
         sd = load_external_state_dict(checkpoint, what=f'trained model {os.path.basename(checkpoint)}')

@@ -18,15 +18,35 @@ from typing import Optional
 
 from mmengine.config import Config
 
-__all__ = ['load_config', 'apply_mini_scale', 'REPO_ROOT', 'MINI_OVERLAY']
+__all__ = ['load_config', 'apply_mini_scale', 'set_data_root', 'REPO_ROOT', 'MINI_OVERLAY']
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MINI_OVERLAY = REPO_ROOT / 'configs' / '_base_' / 'scale' / 'mini.py'
 
 
-def _resolve(path: str) -> str:
-    """Asset paths in the overlay are relative to the repo root."""
-    return path if os.path.isabs(path) else str(REPO_ROOT / path)
+def _resolve_assets(node) -> None:
+    """Asset paths in the overlay (``pretrained``, ``checkpoint``, ``model_config_dir``) are
+    relative to the repo root: made absolute in place."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ('pretrained', 'checkpoint', 'model_config_dir') and isinstance(v, str) \
+                    and '/' in v and not os.path.isabs(v):
+                node[k] = str(REPO_ROOT / v)
+            else:
+                _resolve_assets(v)
+
+
+def set_data_root(cfg: Config, data_root: str) -> None:
+    """``data_root`` of every dataloader's dataset (through dataset wrappers)."""
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dl = cfg.get(loader)
+        if not dl:
+            continue
+        ds = dl.get('dataset')
+        while ds is not None and 'dataset' in ds and 'data_root' not in ds:  # wrappers
+            ds = ds['dataset']
+        if ds is not None:
+            ds['data_root'] = data_root
 
 
 def _dataset_key(cfg: Config) -> str:
@@ -51,63 +71,51 @@ def _scale_pipeline(pipeline, m: dict) -> list:
 
 
 def apply_mini_scale(cfg: Config, data_root: Optional[str] = None) -> Config:
-    """The mini-world version of a full config (module docstring)."""
+    """The mini-world version of a full config (module docstring): the model through its type's
+    ``mini_scale`` hook (:mod:`aeroseg.hooks`), data and schedule here."""
+    from .hooks import import_modules, model_class
     m = Config.fromfile(str(MINI_OVERLAY))
+    _resolve_assets(m._cfg_dict)
     cfg = copy.deepcopy(cfg)
     ds = _dataset_key(cfg)
-    model = cfg.model
-    # encoders
-    if model.get('clip') is not None:
-        clip = copy.deepcopy(m.clip)
-        clip.pretrained = _resolve(clip.pretrained)
-        clip.model_config_dir = _resolve(clip.model_config_dir)
-        for k in ('rotations', 'finetune', 'qv_bias', 'dense_residual'):
-            if k in model.clip:
-                clip[k] = model.clip[k]
-        model.clip = clip
-    g = model.get('guidance')
-    if g is not None:
-        tiny = copy.deepcopy(m.sam if g['type'] == 'SAMGuidanceEncoder' else m.sam2)
-        if tiny.get('checkpoint'):
-            tiny.checkpoint = _resolve(tiny.checkpoint)
-        for k in ('frozen', 'last'):
-            if k in g:
-                tiny[k] = g[k]
-        model.guidance = tiny
-    model.head.update(m.head)
-    if g is None:  # CLIP decoder guidance through the transposed convs: small widths too
-        model.head.decoder_guidance_dims = tuple(m.clip_decoder_guidance_dims)
-    if model.get('back_projection') is not None:
-        model.back_projection.update(m.back_projection)
-    model.data_preprocessor.size = (m.crop, m.crop)
-    model.update(m.slide)
+    import_modules(cfg.get('custom_imports', {}).get('imports', ('aeroseg', 'baselines')))
+    model_class(cfg.model).mini_scale(cfg.model, m)  # the method's own hook (its widths, encoders)
+    if cfg.model.get('data_preprocessor') is not None:
+        cfg.model.data_preprocessor.size = (m.crop, m.crop)
     # data
     if data_root is None:
         from .datasets.mini import ensure_mini
         data_root = str(ensure_mini(ds))
+    set_data_root(cfg, data_root)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if loader not in cfg:
             continue
         dl = cfg[loader]
-        dl.dataset.data_root = data_root
         dl.dataset.pipeline = _scale_pipeline(dl.dataset.pipeline, m)
         dl.num_workers = m.num_workers
         dl.persistent_workers = m.num_workers > 0
         if loader == 'train_dataloader':
             dl.batch_size = m.batch_size
-    # schedule
+    # schedule (a training-free config has none)
     iters = m.iters[ds] if ds in m.iters else m.iters['default']
-    cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = iters
-    for s in cfg.param_scheduler:
+    if cfg.get('train_cfg'):
+        cfg.train_cfg.max_iters = iters
+        cfg.train_cfg.val_interval = iters
+    for s in cfg.get('param_scheduler') or ():
         s.end = iters
         if 'T_max' in s:
             s.T_max = iters
-    cfg.optim_wrapper.optimizer.lr = m.lr
-    cfg.default_hooks.checkpoint.interval = m.checkpoint_interval
-    cfg.default_hooks.logger.interval = m.log_interval
-    cfg.default_hooks.visualization = dict(type='SegVisualizationHook')
-    cfg.env_cfg.dist_cfg = dict(backend='gloo')
+    if cfg.get('optim_wrapper'):
+        cfg.optim_wrapper.optimizer.lr = m.lr
+    hooks = cfg.get('default_hooks') or {}
+    if 'checkpoint' in hooks:
+        cfg.default_hooks.checkpoint.interval = m.checkpoint_interval
+    if 'logger' in hooks:
+        cfg.default_hooks.logger.interval = m.log_interval
+    if 'default_hooks' in cfg:
+        cfg.default_hooks.visualization = dict(type='SegVisualizationHook')
+    if 'env_cfg' in cfg:
+        cfg.env_cfg.dist_cfg = dict(backend='gloo')
     cfg.scale = 'mini'
     return cfg
 
@@ -123,9 +131,7 @@ def load_config(path: str, scale: str = 'full', data_root: Optional[str] = None,
     if scale == 'mini':
         cfg = apply_mini_scale(cfg, data_root)
     elif data_root is not None:
-        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            if loader in cfg:
-                cfg[loader].dataset.data_root = data_root
+        set_data_root(cfg, data_root)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg

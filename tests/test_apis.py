@@ -8,6 +8,7 @@ from mmseg.registry import MODELS
 
 from aeroseg.apis import init_model, segment, segment_scores
 from aeroseg.config import load_config
+from aeroseg.hooks import clear_outside_weights
 from aeroseg.utils.checkpoint import CheckpointError
 
 CONFIG = 'configs/catseg/catseg_vitb16_isaid.py'
@@ -18,7 +19,7 @@ TILE = Path(__file__).parent / 'data' / 'real_samples' / 'potsdam' / 'img_dir' /
 def trained(tmp_path_factory):
     """A 'trained' mini CAT-Seg checkpoint (random weights, saved as training saves them)."""
     cfg = load_config(CONFIG, scale='mini', data_root='unused')
-    cfg.model.clip.pretrained = None
+    clear_outside_weights(cfg.model)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     path = tmp_path_factory.mktemp('ckpt') / 'iter_300.pth'

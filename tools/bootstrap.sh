@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv at the repo root and install the tested stack (DESIGN.md §5), idempotently.
+# Create .venv at the repo root and install the tested stack (docs/design.md §5), idempotently.
 #
 # mmcv 2.1.0 has no wheel for torch 2.14: it is built once from its sdist with the C++
 # standard raised to C++20 (torch 2.14's headers require it) and the built wheel is kept in

@@ -48,9 +48,11 @@ sys.path.insert(0, str(REPO))
 
 from aeroseg.datasets import mini  # noqa: E402
 from aeroseg.datasets.splits import get_split  # noqa: E402
+from aeroseg.models.clip_backbone import value_path_block  # noqa: E402
+from aeroseg.models.prompts import prompt_average  # noqa: E402
 
 NAME = 'aeroseg-mini-ViT-8'
-# DESIGN.md §4 feasibility recipe, at 128 px (mini images) instead of 64 px. The paper is silent
+# docs/design.md §4 feasibility recipe, at 128 px (mini images) instead of 64 px. The paper is silent
 # on any of this (it uses OpenAI CLIP ViT-B/16); every number here is our choice.
 MODEL_CFG = {
     'embed_dim': 128,
@@ -163,12 +165,8 @@ def encode_text_trimmed(model, text: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def text_classifier(model, tokenizer, classes: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
     """(K, E) prompt-ensembled, L2-normalised class embeddings."""
-    embs = []
-    for c in classes:
-        t = tokenizer([tpl.format(c) for tpl in templates])
-        e = F.normalize(model.encode_text(t), dim=-1).mean(0)
-        embs.append(F.normalize(e, dim=-1))
-    return torch.stack(embs)
+    return torch.stack([prompt_average(model.encode_text(tokenizer([tpl.format(c) for tpl in templates])))
+                        for c in classes])
 
 
 @torch.no_grad()
@@ -189,11 +187,7 @@ def dense_features(visual, x: torch.Tensor, value_path: bool = True) -> torch.Te
     blk = blocks[-1]
     if value_path:
         D = h.shape[-1]
-        y = blk.ln_1(h)
-        v = F.linear(y, blk.attn.in_proj_weight[2 * D:], blk.attn.in_proj_bias[2 * D:])
-        v = F.linear(v, blk.attn.out_proj.weight, blk.attn.out_proj.bias)
-        v = v + h[:, :1]
-        h = v + blk.mlp(blk.ln_2(v))
+        h = value_path_block(blk, h, blk.attn.in_proj_weight[2 * D:], blk.attn.in_proj_bias[2 * D:])
     else:
         h = blk(h)
     tok = visual.ln_post(h[:, 1:]) @ visual.proj

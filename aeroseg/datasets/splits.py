@@ -4,7 +4,7 @@ Every dataset class, config, metric, preparation tool and the mini-world generat
 its class list from here. Ids are the contiguous label values 0..K-1 written in the processed
 label files (255 = ignore); they follow OVRS's dataset registration files.
 
-Seen / unseen follow the paper's Table 1 (DESIGN.md §2). The table is garbled in the text we
+Seen / unseen follow the paper's Table 1 (docs/design.md §2). The table is garbled in the text we
 have: its first list per dataset is read as *seen*, the second as *unseen*. To use the other
 reading, call ``register_split(Split(..., seen=old.unseen, unseen=old.seen))`` under a new
 name, or pass ``seen_ids`` / ``unseen_ids`` to the dataset and metric through a config.

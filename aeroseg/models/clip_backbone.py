@@ -62,7 +62,7 @@ from aeroseg.models.cost_volume import derotate_dense_features
 from aeroseg.models.prompts import TemplatesArg, format_prompts, get_templates, prompt_average
 from aeroseg.utils.checkpoint import CheckpointError, load_external_state_dict, load_into
 
-__all__ = ['CLIPDenseBackbone', 'SplitQKVAttention', 'resize_clip_pos_embed']
+__all__ = ['CLIPDenseBackbone', 'SplitQKVAttention', 'resize_clip_pos_embed', 'value_path_block']
 
 # OpenAI CLIP pixel statistics (open_clip.constants OPENAI_DATASET_MEAN/STD) in 0..255 units;
 # CAT-Seg's CLIP_PIXEL_MEAN / CLIP_PIXEL_STD (cat_seg/config.py) are the same numbers.
@@ -145,6 +145,20 @@ def resize_clip_pos_embed(pos_embed: torch.Tensor, native_grid: Tuple[int, int],
     g = pos_embed[1:].reshape(1, native_grid[0], native_grid[1], width).permute(0, 3, 1, 2)
     g = F.interpolate(g, size=tuple(grid), mode='bicubic', align_corners=False)
     return torch.cat([cls_pos, g.reshape(width, -1).T], dim=0)
+
+
+def value_path_block(blk: nn.Module, x: torch.Tensor, v_weight: torch.Tensor,
+                     v_bias: Optional[torch.Tensor], residual: str = 'cls') -> torch.Tensor:
+    """CAT-Seg's last-block ``forward_dense`` (cat_seg/third_party/model_vpt.py) for batch-first
+    tokens (B, L, W) of an open_clip block: attention replaced by the value projection +
+    ``out_proj``; residual the CLS token ('cls'), each token ('token') or none ('none'); then
+    the block's MLP. ``v_weight`` / ``v_bias``: the value slice of the block's attention."""
+    v = blk.ls_1(blk.attn.out_proj(F.linear(blk.ln_1(x), v_weight, v_bias)))
+    if residual == 'cls':
+        v = v + x[:, :1]
+    elif residual == 'token':
+        v = v + x
+    return v + blk.ls_2(blk.mlp(blk.ln_2(v)))
 
 
 def _is_torchscript_archive(path: str) -> bool:
@@ -388,15 +402,8 @@ class CLIPDenseBackbone(BaseModule):
         return v.ln_pre(x), grid
 
     def _dense_last_block(self, blk: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """CAT-Seg ``forward_dense`` for batch-first tokens (B, L, W)."""
         attn = blk.attn
-        v = F.linear(blk.ln_1(x), attn.v_proj_weight, attn.v_proj_bias)
-        v = blk.ls_1(attn.out_proj(v))
-        if self.dense_residual == 'cls':
-            v = v + x[:, :1]
-        elif self.dense_residual == 'token':
-            v = v + x
-        return v + blk.ls_2(blk.mlp(blk.ln_2(v)))
+        return value_path_block(blk, x, attn.v_proj_weight, attn.v_proj_bias, self.dense_residual)
 
     def encode_dense(self, x: torch.Tensor, with_cls: bool = False) -> Dict[str, torch.Tensor]:
         """Already normalised CLIP input (N,3,H,W) -> dict(dense=(N,D,h,w), taps=[(N,W,h,w)], cls).

@@ -29,8 +29,8 @@ Decoder guidance modes:
     the wide SAM maps reach the 3x3 projection directly instead of a learned 2x/4x upsampler on
     1024 channels; the AerOSeg paper does not state its choice.
 """
-import re
-from typing import Dict, List, Mapping, Optional, Sequence
+
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -40,9 +40,10 @@ from mmseg.registry import MODELS
 
 from .cost_volume import CorrelationEmbedding
 from .decoders import DECODER_BLOCKS
+from .prompts import prompt_average
 from .refinement import AggregatorLayer
 
-__all__ = ['CostAggregationHead', 'convert_official_aggregator_state_dict']
+__all__ = ['CostAggregationHead']
 
 
 @MODELS.register_module()
@@ -172,12 +173,8 @@ class CostAggregationHead(BaseModule):
         if text.dim() != 4 or text.shape[:2] != (B, N):
             raise ValueError(f'CostAggregationHead: text_guidance must be (N={N}, P, D) or (B={B}, N={N}, P, D) '
                              f'text embeddings, got {tuple(text.shape)}')
-        if normalize_first:
-            text = F.normalize(text, dim=-1)
         # Aggregator.forward: mean over templates, then L2 normalisation, then the projection
-        t = text.mean(dim=-2)
-        t = t / t.norm(dim=-1, keepdim=True)
-        return self.text_guidance_projection(t)
+        return self.text_guidance_projection(prompt_average(text, normalize_first=normalize_first))
 
     def _decoder_guidance(self, guidance, h: int, w: int) -> List[Optional[torch.Tensor]]:
         n = len(self.decoders)
@@ -272,42 +269,3 @@ class CostAggregationHead(BaseModule):
             refined = full_ref.scatter(2, classes[:, None, :, None, None].expand(-1, refined.shape[1], -1, h, w),
                                        refined)
         return dict(logits=logits, refined=refined)
-
-
-_RENAMES = (
-    (re.compile(r'^conv1\.'), 'corr_embed.conv.'),
-    (re.compile(r'^upsample([12])\.'), lambda m: f'decoder_guidance_upsample.{int(m.group(1)) - 1}.'),
-    (re.compile(r'^decoder([12])\.'), lambda m: f'decoders.{int(m.group(1)) - 1}.'),
-    (re.compile(r'(^|\.)attention\.MLP\.'), r'\1attention.mlp.'),
-)
-
-
-def convert_official_aggregator_state_dict(state_dict: Mapping[str, torch.Tensor],
-                                           prefix: Optional[str] = None) -> Dict[str, torch.Tensor]:
-    """Map an official CAT-Seg / OVRS state dict onto :class:`CostAggregationHead` keys.
-
-    Accepts a whole detectron2 checkpoint's model dict (``sem_seg_head.predictor.transformer.*``
-    plus the meta-architecture's ``upsample1.*`` / ``upsample2.*``; CLIP keys are dropped) or a
-    bare ``Aggregator`` state dict. Renames: ``conv1`` -> ``corr_embed.conv``, ``upsample{1,2}`` ->
-    ``decoder_guidance_upsample.{0,1}``, ``decoder{1,2}`` -> ``decoders.{0,1}``,
-    ``.attention.MLP.`` -> ``.attention.mlp.``; the constant Swin ``attn_mask`` buffers are dropped
-    (ours are computed per input size). Everything else keeps its upstream name.
-    """
-    if prefix is None:
-        prefix = next((p for p in ('sem_seg_head.predictor.transformer.', 'predictor.transformer.',
-                                   'transformer.') if any(k.startswith(p) for k in state_dict)), '')
-    out = {}
-    for k, v in state_dict.items():
-        if k.startswith(prefix):
-            k = k[len(prefix):]
-        elif not re.match(r'^upsample[12]\.', k):
-            continue
-        if k.endswith('attn_mask'):
-            continue
-        for pat, rep in _RENAMES:
-            k = pat.sub(rep, k)
-        out[k] = v
-    if not out:
-        raise KeyError('convert_official_aggregator_state_dict: no CAT-Seg aggregator keys found '
-                       f'(looked under prefix {prefix!r}); is this a CAT-Seg / OVRS checkpoint?')
-    return out

@@ -129,10 +129,13 @@ def reduce_synonyms(scores: torch.Tensor, query_to_class: Sequence[int], dim: in
     return torch.stack(outs, dim)
 
 
-def prompt_average(text_embeds: torch.Tensor) -> torch.Tensor:
-    """(N, P, D) per-template embeddings -> (N, D): L2-normalise, mean over P, L2-normalise.
+def prompt_average(text_embeds: torch.Tensor, normalize_first: bool = True) -> torch.Tensor:
+    """(..., P, D) per-template embeddings -> (..., D): L2-normalise, mean over P, L2-normalise.
 
-    The usual CLIP prompt ensemble (OpenAI notebook; SegEarth-OV ``segearth_segmentor.py``).
+    The usual CLIP prompt ensemble (OpenAI notebook; SegEarth-OV ``segearth_segmentor.py``;
+    CAT-Seg's ``Aggregator`` text guidance). ``normalize_first=False`` skips the first step for
+    embeddings that are normalised already (CAT-Seg's order of operations, bit for bit).
     """
-    e = torch.nn.functional.normalize(text_embeds, dim=-1).mean(dim=-2)
+    e = torch.nn.functional.normalize(text_embeds, dim=-1) if normalize_first else text_embeds
+    e = e.mean(dim=-2)
     return torch.nn.functional.normalize(e, dim=-1)

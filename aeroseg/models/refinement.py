@@ -8,7 +8,7 @@ Upstream: cvlab-kaist/CAT-Seg cat_seg/modeling/transformer/model.py (WindowAtten
 SwinTransformerBlock, SwinTransformerBlockWrapper, LinearAttention, FullAttention,
 AttentionLayer, ClassTransformerLayer, AggregatorLayer). Parameter names follow upstream so that
 an official state dict maps onto ours with the few renames listed in
-``aeroseg.models.head.convert_official_aggregator_state_dict``.
+``baselines.catseg.convert_official_aggregator_state_dict``.
 
 Tensors are laid out as upstream: cost features (B, C, T, H, W) with T classes.
 """

@@ -1,4 +1,4 @@
-"""get_split returns exactly the classes, ids and seen/unseen split of DESIGN.md §2 (paper Table 1)."""
+"""get_split returns exactly the classes, ids and seen/unseen split of docs/design.md §2 (paper Table 1)."""
 import pytest
 
 from aeroseg.datasets import get_split

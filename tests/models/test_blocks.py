@@ -5,7 +5,8 @@ import torch.nn.functional as F
 
 from aeroseg.models.cost_volume import CorrelationEmbedding, cosine_cost_volume, derotate_dense_features
 from aeroseg.models.decoders import AttentionUpsampleBlock, UpsampleBlock
-from aeroseg.models.head import CostAggregationHead, convert_official_aggregator_state_dict
+from aeroseg.models.head import CostAggregationHead
+from baselines.catseg import convert_official_aggregator_state_dict
 from aeroseg.models.losses import OpenVocabBCELoss
 from aeroseg.models.refinement import ClassRefinement, GuidedSwinBlock, SpatialRefinement
 

@@ -12,7 +12,8 @@ import torch
 
 from aeroseg.models.cost_volume import cosine_cost_volume, derotate_dense_features
 from aeroseg.models.decoders import AttentionUpsampleBlock
-from aeroseg.models.head import CostAggregationHead, convert_official_aggregator_state_dict
+from aeroseg.models.head import CostAggregationHead
+from baselines.catseg import convert_official_aggregator_state_dict
 from aeroseg.models.losses import OpenVocabBCELoss
 from aeroseg.models.refinement import AggregatorLayer
 from aeroseg.utils.checkpoint import load_into

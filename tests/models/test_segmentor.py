@@ -41,7 +41,7 @@ def tiny_cfg(method='aeroseg', split='isaid', **over):
                   appearance_guidance_proj_dim=8, decoder_type='catseg', decoder_dims=(16, 16),
                   decoder_guidance_dims=(8, 8), decoder_guidance_proj_dims=(4, 4)),
         back_projection=None, templates='generic',
-        vocabulary=dict(split=split, train='seen', test='all'), test_mode='whole')
+        vocabulary=dict(split=split, train='seen', test='all'), test_cfg=dict(mode='whole'))
     if method in ('ovrs', 'aeroseg'):
         cfg['clip']['rotations'] = (0, 90, 180, 270)
         cfg['head']['decoder_type'] = 'ovrs'
@@ -146,7 +146,7 @@ def test_class_order_permutes_outputs_and_any_class_count(method):
 
 
 def test_predict_returns_class_maps_and_slide_mode():
-    model = build('ovrs', test_mode='slide', slide_resize=96, slide_crop=64, slide_stride=32).eval()
+    model = build('ovrs', test_cfg=dict(mode='slide', resize=96, crop_size=64, stride=32, global_view=True)).eval()
     imgs, samples = batch(b=1, size=80)
     with torch.no_grad():
         out = model.predict(imgs, samples)
@@ -170,7 +170,7 @@ def test_slide_merge_is_window_mean_plus_global_over_two(monkeypatch):
 
     resize 100, crop 64, stride 32: window starts 0, 32 and the last flush one at 36, so rows and
     columns are covered by 1, 2 or 3 windows (uneven overlaps)."""
-    model = build('ovrs', test_mode='slide', slide_resize=100, slide_crop=64, slide_stride=32).eval()
+    model = build('ovrs', test_cfg=dict(mode='slide', resize=100, crop_size=64, stride=32, global_view=True)).eval()
     calls = []
 
     def fake(crop, names):  # per call: a known position-dependent map, one value per class
@@ -179,7 +179,7 @@ def test_slide_merge_is_window_mean_plus_global_over_two(monkeypatch):
         base = crop[:, :1] / 255.0 - 0.5  # depends on where the window lies in the image
         return {'logits': torch.cat([base * (c + 1) + 0.1 * k for c in range(len(names))], 1)}
 
-    monkeypatch.setattr(model, '_forward_logits', fake)
+    monkeypatch.setattr(model, 'forward_logits', fake)
     g = torch.Generator().manual_seed(3)
     img = torch.rand(1, 3, 100, 100, generator=g) * 255
     names = ['ship', 'harbor']
@@ -223,7 +223,7 @@ def test_clip_target_back_projection_gives_clip_the_detached_target_gradients():
     model.loss(imgs, samples)['loss_backproj'].backward()
     got = {n: p.grad.clone() for n, p in clip_params if p.grad is not None}
     model.zero_grad()
-    out = model._forward_logits(imgs, model.train_vocabulary)
+    out = model.forward_logits(imgs, model.train_vocabulary)
     target = out['dense'][:, model.clip.rotations.index(0)].detach()
     model.back_projection.loss(model.back_projection(out['refined']), target).backward()
     want = {n: p.grad.clone() for n, p in clip_params if p.grad is not None}
@@ -245,7 +245,7 @@ def test_unrotated_view_guides_spatial_refinement_whatever_the_rotation_order():
     handle = model.head.register_forward_pre_hook(grab)
     with torch.no_grad():
         dense = model.clip(imgs)['dense']
-        ref = model._forward_logits(imgs, names)['logits']
+        ref = model.forward_logits(imgs, names)['logits']
     handle.remove()
     torch.testing.assert_close(seen['spatial'], dense[:, 0])  # rotations (0, 90, 180, 270)
     # the same weights with rotations (90, 0, 180, 270): permute the cost channels' conv inputs
@@ -260,7 +260,7 @@ def test_unrotated_view_guides_spatial_refinement_whatever_the_rotation_order():
     seen.clear()
     handle = other.head.register_forward_pre_hook(grab)
     with torch.no_grad():
-        got = other._forward_logits(imgs, names)['logits']
+        got = other.forward_logits(imgs, names)['logits']
     handle.remove()
     torch.testing.assert_close(seen['spatial'], dense[:, 0], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-4)

@@ -24,10 +24,9 @@ model = dict(
     # BCE as upstream (unlabelled 255 pixels: all-zero targets). Pixels of the unseen classes
     # hidden in training (254, HideUnseenClasses) are left out: the paper is silent (upstream
     # CAT-Seg has no hidden classes); counted as negatives they teach the head that unseen
-    # regions are "none of the classes" (python -m benchmarks.ov_transfer, AerOSeg u-mIoU gap,
-    # mean of 3 seeds, iSAID / DLRSD / OEM: 27.7 / 16.4 / 1.4 with hidden_mode='zero_target',
-    # 28.7 / 25.9 / 15.5 with 'exclude'). hidden_mode='zero_target' is the other reading.
+    # regions are "none of the classes" (docs/measurements.md, "Hidden unseen pixels").
+    # hidden_mode='zero_target' is the other reading.
     loss_decode=dict(type='OpenVocabBCELoss', ignore_mode='zero_target', hidden_mode='exclude'),
     templates='generic',
     vocabulary=dict(split='isaid', train='seen', test='all'),  # set per dataset
-    test_mode='whole')
+    test_cfg=dict(mode='whole'))

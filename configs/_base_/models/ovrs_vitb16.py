@@ -8,4 +8,5 @@ _base_ = ['./catseg_vitb16.py']
 model = dict(
     clip=dict(rotations=(0, 90, 180, 270)),
     head=dict(decoder_type='ovrs'),
-    test_mode='slide', slide_resize=640, slide_crop=384, slide_stride=256)
+    # caoql98/OVRS eval: resize to 640, 384 windows at stride 256, plus the global view
+    test_cfg=dict(mode='slide', resize=640, crop_size=384, stride=256, global_view=True))

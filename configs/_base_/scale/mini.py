@@ -25,7 +25,7 @@ head = dict(hidden_dim=32, num_heads=4, num_layers=2, window_size=8, pooling_siz
             decoder_guidance_proj_dims=(16, 8), pad_len=32)
 back_projection = dict(hidden_dim=128)
 # OVRS sliding window scaled by 128 / 384: resize 640 -> 208, crop 384 -> 128, stride 256 -> 80.
-slide = dict(slide_resize=208, slide_crop=128, slide_stride=80)
+slide = dict(resize=208, crop_size=128, stride=80)  # model.test_cfg of slide-mode configs
 # data: mini images are 128 x 128
 crop = 128
 train_short = 128
