@@ -3,7 +3,7 @@
 ``load_config(path, scale='mini')`` reads a full config and applies the mini-world overlay of
 ``configs/_base_/scale/mini.py``: the same model classes and code paths at small widths (the tiny
 CLIP and tiny SAM of ``aeroseg/assets/mini``), the mini dataset of the same name (generated on
-first use by :func:`aeroseg.datasets.mini.ensure_mini`), image sizes scaled to the mini images and
+first use by :func:`aeroseg.mini.ensure_mini`), image sizes scaled to the mini images and
 a short schedule. Which encoder a full config names (ViT-B/16, ViT-L/14, GeoRSCLIP, SAM ViT-L/H,
 SAM 2) is kept as far as the mini world allows: every CLIP becomes the tiny CLIP, every SAM the
 tiny SAM, every SAM 2 a tiny Hiera of the same class; so at mini scale the rows of Tables 6-7 test
@@ -84,7 +84,7 @@ def apply_mini_scale(cfg: Config, data_root: Optional[str] = None) -> Config:
         cfg.model.data_preprocessor.size = (m.crop, m.crop)
     # data
     if data_root is None:
-        from .datasets.mini import ensure_mini
+        from .mini import ensure_mini
         data_root = str(ensure_mini(ds))
     set_data_root(cfg, data_root)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

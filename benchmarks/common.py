@@ -63,7 +63,7 @@ def load_config(path: str | os.PathLike, scale: str = 'full', data_root: Optiona
     """Load ``path`` as the run will use it.
 
     Uses ``aeroseg.config.load_config`` (the contract: it applies the mini overlay - tiny widths,
-    mini data root via ``aeroseg.datasets.mini.ensure_mini`` - for ``scale='mini'``). Until that
+    mini data root via ``aeroseg.mini.ensure_mini`` - for ``scale='mini'``). Until that
     module exists, falls back to ``mmengine.Config.fromfile`` + ``cfg_options`` + ``data_root``,
     which can only serve ``scale='full'``.
     """
@@ -194,7 +194,7 @@ def mini_world_identity(generated: bool = True) -> dict:
     files only (no package import); not memoised, so an edit between two calls always counts."""
     import ast
     overlay = REPO_ROOT / 'configs' / '_base_' / 'scale' / 'mini.py'
-    gen = REPO_ROOT / 'aeroseg' / 'datasets' / 'mini.py'
+    gen = REPO_ROOT / 'aeroseg' / 'mini' / 'io.py'
     raw = read_config(overlay)
     weights = {}
     for key, field in (('clip', 'pretrained'), ('sam', 'checkpoint'), ('sam2', 'checkpoint')):

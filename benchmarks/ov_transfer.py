@@ -284,7 +284,7 @@ def _cfg_digest(cfg) -> str:
 def run_key(spec: RunSpec, args, cfg) -> dict:
     """What a cached result must match: the resolved config (overlay and options applied) and the
     weight files it points to (the CLIP of a pretrained run, the SAM of a guided run)."""
-    from aeroseg.datasets.mini import GENERATOR_VERSION
+    from aeroseg.mini import GENERATOR_VERSION
     m = cfg.model
     clip = m.clip.get('pretrained')
     sam = (m.get('guidance') or {}).get('checkpoint')

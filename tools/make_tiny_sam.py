@@ -50,7 +50,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aeroseg.datasets import mini  # noqa: E402
+from aeroseg import mini  # noqa: E402
 
 NAME = 'sam_vit_tiny_mini'  # read by configs/_base_/scale/mini.py
 SAM_CFG = {

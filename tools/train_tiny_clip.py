@@ -3,7 +3,7 @@
 Why: the suite's CPU regression needs a CLIP that knows every class of mini iSAID / DLRSD / OEM by
 name, seen and unseen, the way web pretraining made real CLIP know them, so that open-vocabulary
 transfer can be measured on the mini datasets. Image-caption pairs come from the same world
-generator (``aeroseg.datasets.mini``) with a pretraining seed stream disjoint from the mini
+generator (``aeroseg.mini``) with a pretraining seed stream disjoint from the mini
 datasets' splits; captions name the classes present ("an aerial image of a harbor, a ship and a
 bridge") in varied templates, including the paper's four remote-sensing templates and CAT-Seg's
 "a photo of a {} in the scene".
@@ -46,7 +46,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aeroseg.datasets import mini  # noqa: E402
+from aeroseg import mini  # noqa: E402
 from aeroseg.datasets.splits import get_split  # noqa: E402
 from aeroseg.models.clip_backbone import value_path_block  # noqa: E402
 from aeroseg.models.prompts import prompt_average  # noqa: E402

@@ -192,14 +192,14 @@ def test_mini_hash_follows_tiny_weights_and_generator(tmp_path, monkeypatch):
     import benchmarks.common as common
     root = tmp_path / 'repo'
     (root / 'configs/_base_/scale').mkdir(parents=True)
-    (root / 'aeroseg/datasets').mkdir(parents=True)
+    (root / 'aeroseg/mini').mkdir(parents=True)
     (root / 'assets').mkdir()
     (root / 'configs/_base_/scale/mini.py').write_text(
         "clip = dict(pretrained='assets/clip.pt')\nsam = dict(checkpoint='assets/sam.pth')\n"
         "sam2 = dict(checkpoint=None)\niters = dict(default=200)\n")
     (root / 'assets/clip.pt').write_bytes(b'clip v1')
     (root / 'assets/sam.pth').write_bytes(b'sam v1')
-    gen = root / 'aeroseg/datasets/mini.py'
+    gen = root / 'aeroseg/mini/io.py'
     gen.write_text('GENERATOR_VERSION = 1\n')
     (tmp_path / 'x.py').write_text('a = 1\n')
     monkeypatch.setattr(common, 'REPO_ROOT', root)

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from aeroseg.datasets.mini import (CONCEPTS, FORMATS, MINI_DATASETS, concept_names, ensure_mini,
-                                   generate_mini, make_caption, render_scene)
 from aeroseg.datasets.splits import get_split
+from aeroseg.mini import (CONCEPTS, FORMATS, MINI_DATASETS, concept_names, ensure_mini,
+                          generate_mini, make_caption, render_scene)
 
 ASSETS = Path(__file__).resolve().parents[2] / 'aeroseg' / 'assets' / 'mini'
 CLIP_NAME = 'aeroseg-mini-ViT-8'
@@ -142,6 +142,33 @@ def test_ensure_mini_stamp(tmp_path):
         ensure_mini('oem', foreign)
     with pytest.raises(KeyError, match='isaid'):
         ensure_mini('potsdam', tmp_path / 'p')
+
+
+def test_stamp_hashes_every_module_of_the_generator(tmp_path, monkeypatch):
+    """The stamp's source hash covers all of aeroseg/mini, not one file, and not its location."""
+    import shutil
+    import aeroseg.mini.io as mini_io
+    real = mini_io.source_sha256()
+    pkg = tmp_path / 'mini'
+    shutil.copytree(mini_io._PACKAGE, pkg, ignore=shutil.ignore_patterns('__pycache__'))
+    monkeypatch.setattr(mini_io, '_PACKAGE', pkg)
+    assert mini_io.source_sha256() == real
+    for rel in ('scenes/oem.py', 'canvas.py', 'io.py'):
+        src = (pkg / rel).read_text()
+        (pkg / rel).write_text(src + '# edited\n')
+        assert mini_io.source_sha256() != real, rel
+        (pkg / rel).write_text(src)
+    (pkg / 'scenes' / 'new.py').write_text('')
+    assert mini_io.source_sha256() != real
+
+
+def test_benchmarks_read_the_generator_version_from_its_file():
+    """benchmarks.common parses GENERATOR_VERSION out of aeroseg/mini's source (no import): the
+    file it parses must be the one that defines it, or bumping the version would not stale jobs."""
+    pytest.importorskip('mmengine')
+    from aeroseg.mini import GENERATOR_VERSION
+    from benchmarks.common import mini_world_identity
+    assert mini_world_identity()['generator_version'] == GENERATOR_VERSION
 
 
 def test_captions_cover_every_class_name():

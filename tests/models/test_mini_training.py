@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aeroseg.datasets.mini import ensure_mini
 from aeroseg.datasets.splits import get_split
 from aeroseg.evaluation.open_vocab_metric import iou_from_confusion
+from aeroseg.mini import ensure_mini
 
 ASSET = Path(__file__).resolve().parents[2] / 'aeroseg' / 'assets' / 'mini' / 'aeroseg-mini-ViT-8.pt'
 VAL = 40
