@@ -5,6 +5,7 @@ recorded by running the upstream code (see tests/golden/README.md). We map the k
 module, run it on the same inputs and require max |diff| <= 1e-5 (float32).
 """
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,15 @@ from aeroseg.models.losses import OpenVocabBCELoss
 from aeroseg.models.refinement import AggregatorLayer
 from aeroseg.utils.checkpoint import load_into
 
-GOLDEN = Path(__file__).resolve().parents[1] / 'golden'
+# AEROSEG_GOLDEN_DIR: run against freshly recorded files (tests/golden/record_catseg_ovrs.py --out DIR)
+GOLDEN = Path(os.environ.get('AEROSEG_GOLDEN_DIR') or Path(__file__).resolve().parents[1] / 'golden')
 ATOL = 1e-5
 
 
 def _load(name):
     path = GOLDEN / f'{name}.pt'
     if not path.is_file():
-        pytest.fail(f'golden file missing: {path} (regenerate with the script in tests/golden/README.md)')
+        pytest.fail(f'golden file missing: {path} (regenerate: tests/golden/README.md)')
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
