@@ -1,9 +1,9 @@
 """Helpers shared by the runner and the per-config entry points.
 
 * :func:`load_config` - the one way a config is turned into the run's ``mmengine.Config``
-  (full or mini scale); it forwards to the lead's ``aeroseg.config.load_config``.
+  (full or mini scale): ``aeroseg.config.load_config`` with the model packages registered.
 * :func:`config_hash` - identity of a job's configuration, recorded next to every result so a
-  finished job is skipped only while its config is unchanged.
+  finished job is skipped only while its config is unchanged (the one config digest).
 * :func:`atomic_write_text` / :func:`atomic_write_json` - every result file is written to a
   temporary file in the same folder and moved into place with ``os.replace``, so a reader (or a
   resumed run) never sees half a file.
@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -22,11 +21,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ['REPO_ROOT', 'load_config', 'config_hash', 'file_sha', 'mini_world_identity',
+__all__ = ['REPO_ROOT', 'load_config', 'config_hash', 'config_digest', 'resolved_config',
+           'option_args', 'parse_options', 'file_sha', 'mini_world_identity', 'mini_generator_version',
            'atomic_write_text', 'atomic_write_json', 'read_json', 'environment', 'git_commit', 'peak_memory', 'device_name',
            'ConfigError', 'register_all', 'setup_work_dir', 'prepare_run']
 
@@ -35,58 +35,23 @@ class ConfigError(RuntimeError):
     """A config that cannot be loaded for the requested scale."""
 
 
-def _lead_load_config():
-    """``aeroseg.config.load_config`` when the lead's module exists, else ``None``."""
-    try:
-        from aeroseg.config import load_config as lc  # noqa: WPS433
-    except ModuleNotFoundError as e:
-        if e.name in ('aeroseg.config', 'aeroseg'):
-            return None
-        raise
-    return lc
-
-
-def _set_data_root(cfg, data_root: str) -> None:
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        dl = cfg.get(key)
-        if not dl:
-            continue
-        ds = dl.get('dataset')
-        while ds is not None and 'dataset' in ds and 'data_root' not in ds:  # wrappers
-            ds = ds['dataset']
-        if ds is not None:
-            ds['data_root'] = data_root
-
-
 def load_config(path: str | os.PathLike, scale: str = 'full', data_root: Optional[str] = None,
                 cfg_options: Optional[Mapping[str, Any]] = None):
-    """Load ``path`` as the run will use it.
-
-    Uses ``aeroseg.config.load_config`` (the contract: it applies the mini overlay - tiny widths,
-    mini data root via ``aeroseg.mini.ensure_mini`` - for ``scale='mini'``). Until that
-    module exists, falls back to ``mmengine.Config.fromfile`` + ``cfg_options`` + ``data_root``,
-    which can only serve ``scale='full'``.
-    """
+    """Load ``path`` as the run will use it: ``aeroseg.config.load_config`` (mini overlay at
+    ``scale='mini'``, data root, then ``cfg_options``) after :func:`register_all` (the mini
+    overlay asks each model class for its hook)."""
     path = os.fspath(path)
     if scale not in ('full', 'mini'):
         raise ConfigError(f'scale must be "full" or "mini", got {scale!r}')
-    if not os.path.isfile(path):
+    register_all()
+    from aeroseg.config import load_config as aeroseg_load_config
+    try:
+        return aeroseg_load_config(path, scale, data_root, dict(cfg_options or {}))
+    except FileNotFoundError as e:
+        if os.path.isfile(path):  # something else the config names is missing
+            raise
         raise ConfigError(f'config not found: {path!r} (run from the repository root, or check the '
-                          f'path in benchmarks/tables.py)')
-    lc = _lead_load_config()
-    if lc is not None:
-        return lc(path, scale=scale, data_root=data_root, cfg_options=dict(cfg_options or {}))
-    # Fallback until aeroseg/config.py lands (contract: switch to it, nothing else to change).
-    if scale == 'mini':
-        raise ConfigError(f'{path}: scale "mini" needs aeroseg.config.load_config (the mini overlay); '
-                          f'it is not importable yet. Use --scale full, or update the repository.')
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(dict(cfg_options))
-    if data_root:
-        _set_data_root(cfg, data_root)
-    return cfg
+                          f'path in benchmarks/tables.py)') from e
 
 
 def _jsonable(obj: Any):
@@ -105,37 +70,83 @@ def read_config(path: str | os.PathLike):
     return Config.fromfile(os.fspath(path), import_custom_modules=False)
 
 
-def config_hash(path: str | os.PathLike, scale: str = 'full', data_root: Optional[str] = None,
-                cfg_options: Optional[Mapping[str, Any]] = None, raw=None) -> str:
-    """sha256 (16 hex) of the config as mmengine resolves it (``_base_`` inheritance, environment
-    placeholders, ``cfg_options`` merged) plus ``scale`` and ``data_root``.
-
-    Reads config files (and, at mini scale, ``aeroseg/config.py`` on its own): no data is touched
-    and neither torch nor the model packages are imported, so the dry-run can tell finished jobs
-    from stale ones quickly. At ``scale='mini'`` it is the hash of the
-    config with the mini overlay applied (so rows that coincide at mini scale share a job) plus
-    :func:`mini_world_identity` (tiny weight files, generator version); paths inside the checkout
-    enter relative to it. Code is not hashed: ``--force`` reruns after changing a model.
-    ``raw``: the result of :func:`read_config` for ``path``, when already at hand (not modified).
-    """
+def resolved_config(path: str | os.PathLike, scale: str = 'full', data_root: Optional[str] = None,
+                    cfg_options: Optional[Mapping[str, Any]] = None, raw=None):
+    """The config a job's hash is taken of: as mmengine resolves it (``_base_`` inheritance,
+    environment placeholders), at ``scale='mini'`` with the mini overlay applied
+    (``aeroseg.config.apply_mini_scale``, with a stand-in data root: no data are generated),
+    then ``cfg_options`` merged. ``raw``: :func:`read_config` of ``path`` when at hand (not
+    modified). Configs without a ``model`` are taken as they are."""
     import copy
     cfg = read_config(path) if raw is None else copy.deepcopy(raw)
-    if scale == 'mini':
-        cfg = _mini_overlaid(cfg, data_root)
+    if scale == 'mini' and 'model' in cfg:
+        register_all()
+        from aeroseg.config import apply_mini_scale
+        # the generated data are identified by mini_world_identity() instead of a path
+        cfg = apply_mini_scale(cfg, data_root or '<generated mini data>')
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
+    return cfg
+
+
+def config_digest(cfg, scale: str = 'full', data_root: Optional[str] = None) -> str:
+    """sha256 (16 hex) of a resolved config (``work_dir`` / ``launcher`` left out, paths inside
+    the checkout relative to it) plus ``scale``, ``data_root`` and, at mini scale,
+    :func:`mini_world_identity`."""
     try:
         d = cfg.to_dict()
     except AttributeError:  # older mmengine
         d = cfg._cfg_dict.to_dict()
     d.pop('work_dir', None)
     d.pop('launcher', None)
-    d = _repo_relative(d)
-    ident = {'cfg': d, 'scale': scale, 'data_root': data_root}
+    ident = {'cfg': _repo_relative(d), 'scale': scale, 'data_root': data_root}
     if scale == 'mini':
         ident['mini_world'] = mini_world_identity(generated=data_root is None)
     blob = json.dumps(ident, sort_keys=True, default=_jsonable)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def config_hash(path: str | os.PathLike, scale: str = 'full', data_root: Optional[str] = None,
+                cfg_options: Optional[Mapping[str, Any]] = None, raw=None) -> str:
+    """Identity of a job's configuration: :func:`config_digest` of :func:`resolved_config`.
+
+    Recorded next to every result, so a finished job is skipped only while its config (as the
+    run uses it, plus the mini world's weights and generator at mini scale) is unchanged.
+    Configs that resolve to the same content hash equal and share one job. Code is not hashed:
+    ``--force`` reruns after changing a model. At full scale only config files are read; at
+    mini scale the model packages are imported once per process (the overlay asks each model
+    class for its hook).
+    """
+    return config_digest(resolved_config(path, scale, data_root, cfg_options, raw), scale, data_root)
+
+
+def _option_text(v) -> str:
+    if v is None or isinstance(v, (bool, int, float)):
+        return str(v)
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (list, tuple)):
+        inner = ','.join(_option_text(x) for x in v)
+        return f'[{inner}]' if isinstance(v, list) else f'({inner}{"," if len(v) == 1 else ""})'
+    raise ConfigError(f'config override value {v!r} ({type(v).__name__}) has no --cfg-options '
+                      f'form: use None, a bool, a number, a string, a list or a tuple')
+
+
+def option_args(options: Mapping[str, Any]) -> List[str]:
+    """``options`` as ``--cfg-options`` words (``key=value``, mmengine DictAction syntax)."""
+    return [f'{k}={_option_text(v)}' for k, v in options.items()]
+
+
+def parse_options(words: Sequence[str]) -> Dict[str, Any]:
+    """``key=value`` words as ``benchmarks.train`` / ``benchmarks.test`` parse ``--cfg-options``
+    (mmengine's DictAction), so a job's hash is taken of exactly what its commands pass."""
+    if not words:
+        return {}
+    import argparse
+    from mmengine.config import DictAction
+    ns = argparse.Namespace()
+    DictAction(option_strings=['--cfg-options'], dest='o')(None, ns, list(words))
+    return dict(ns.o)
 
 
 def _repo_relative(obj):
@@ -149,30 +160,6 @@ def _repo_relative(obj):
     if isinstance(obj, (list, tuple)):
         return type(obj)(_repo_relative(v) for v in obj)
     return obj
-
-
-def _mini_overlaid(cfg, data_root: Optional[str]):
-    """``cfg`` with the mini overlay applied as ``aeroseg.config.apply_mini_scale`` applies it, so
-    configs that coincide at mini scale (every CLIP is the one tiny CLIP, every SAM the tiny SAM)
-    hash equal and share one job. ``aeroseg/config.py`` is loaded on its own (mmengine only), not
-    through the ``aeroseg`` package, which would import torch and every model. Configs without a
-    ``model`` (and trees without that file) are hashed as they are."""
-    src = REPO_ROOT / 'aeroseg' / 'config.py'
-    if 'model' not in cfg or not src.is_file():
-        return cfg
-    # a stand-in data root: the generated data are identified by GENERATOR_VERSION instead
-    return _standalone_module(str(src)).apply_mini_scale(cfg, data_root or '<generated mini data>')
-
-
-@functools.lru_cache(maxsize=None)
-def _standalone_module(path: str):
-    """A source file executed as a module of its own (once per process: the runner hashes every
-    job of the plan)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('_standalone_' + Path(path).stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def file_sha(path: str | os.PathLike, n: int = 16) -> Optional[str]:
@@ -192,23 +179,34 @@ def mini_world_identity(generated: bool = True) -> dict:
     SAM, SAM 2) and, for generated data, the mini generator's ``GENERATOR_VERSION``. Retraining
     the tiny CLIP or bumping the generator thus makes every finished mini job stale. Read from
     files only (no package import); not memoised, so an edit between two calls always counts."""
-    import ast
     overlay = REPO_ROOT / 'configs' / '_base_' / 'scale' / 'mini.py'
-    gen = REPO_ROOT / 'aeroseg' / 'mini' / 'io.py'
     raw = read_config(overlay)
     weights = {}
     for key, field in (('clip', 'pretrained'), ('sam', 'checkpoint'), ('sam2', 'checkpoint')):
         p = (raw.get(key) or {}).get(field)
         if p:
             weights[key] = os.path.join(REPO_ROOT, p) if not os.path.isabs(p) else p
-    version = None
-    if generated and gen.exists():
-        for node in ast.parse(gen.read_text()).body:
-            if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == 'GENERATOR_VERSION'
-                                                    for t in node.targets):
-                version = ast.literal_eval(node.value)
     return {'overlay': raw.to_dict(), 'weights': {k: file_sha(p) for k, p in weights.items()},
-            'generator_version': version}
+            'generator_version': mini_generator_version() if generated else None}
+
+
+# The mini generator (its GENERATOR_VERSION stamps generated data); the only place the
+# benchmarks name that module.
+MINI_GENERATOR = 'aeroseg/mini/io.py'  # defines GENERATOR_VERSION
+
+
+def mini_generator_version():
+    """``GENERATOR_VERSION`` of :data:`MINI_GENERATOR` under ``REPO_ROOT``, read from the file
+    (``None`` without it), so a checkout's own generator counts."""
+    import ast
+    gen = REPO_ROOT / MINI_GENERATOR
+    if not gen.is_file():
+        return None
+    for node in ast.parse(gen.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == 'GENERATOR_VERSION'
+                                                for t in node.targets):
+            return ast.literal_eval(node.value)
+    return None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -3,10 +3,11 @@
     python -m benchmarks.model_cost [--methods catseg ovrs aeroseg] [--batch 1]
         [--device cpu|cuda] [--amp bf16|fp16|none] [--steps N] [--json out.json]
 
-For each method the full iSAID config is built (``configs/<method>/<method>_vitb16_isaid.py``, or
-any config path given in ``--methods``) with RANDOM weights of the official architectures: no
-weights can be fetched here, so ``model.clip.pretrained`` and ``model.guidance.checkpoint`` are set
-to ``None`` (the OpenAI CLIP's QuickGELU is kept, so the compute graph is the official one).
+For each method the full iSAID config is built (the method's own config, :mod:`benchmarks.methods`,
+for every trained method whose iSAID config exists; or any config path given in ``--methods``)
+with RANDOM weights of the official architectures: no weights can be fetched here, so every
+outside weight the model names (``aeroseg.hooks.clear_outside_weights``: CLIP, guidance encoder)
+is set to ``None`` (an OpenAI CLIP's QuickGELU is kept, so the compute graph is the official one).
 Parameter counts, time and memory do not depend on the weights' values.
 
 One training step = ``model.train(); losses = model.loss(x, samples); sum(losses).backward()``
@@ -42,18 +43,20 @@ import types
 from pathlib import Path
 from typing import Dict, List, Optional
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO_ROOT, register_all
+from benchmarks.methods import methods
 
-METHOD_CONFIGS = {
-    'catseg': 'configs/catseg/catseg_vitb16_isaid.py',
-    'ovrs': 'configs/ovrs/ovrs_vitb16_isaid.py',
-    'aeroseg': 'configs/aeroseg/aeroseg_vitb16_isaid.py',
-}
-WEIGHTS_NOTE = ('random weights of the official architectures (CLIP pretrained=None, '
-                'guidance checkpoint=None): no weights can be downloaded here')
+WEIGHTS_NOTE = ('random weights of the official architectures (every outside weight, e.g. CLIP '
+                'and guidance encoder, set to None): no weights can be downloaded here')
 
-__all__ = ['METHOD_CONFIGS', 'build_full_model', 'make_batch', 'num_classes_of', 'count_params', 'train_step',
-           'measure', 'main']
+__all__ = ['method_configs', 'build_full_model', 'make_batch', 'num_classes_of', 'count_params',
+           'train_step', 'measure', 'main']
+
+
+def method_configs() -> Dict[str, str]:
+    """Method key -> its iSAID config, for every trained method whose config exists."""
+    return {m.key: m.config_for('isaid') for m in methods()
+            if m.train and (REPO_ROOT / m.config_for('isaid')).is_file()}
 
 
 # ----------------------------------------------------------------------------- imports
@@ -105,41 +108,49 @@ def _setup_imports() -> Optional[str]:
     note = _shim_mmcv_ops()
     from mmseg.utils import register_all_modules
     register_all_modules()
-    import aeroseg  # noqa: F401  (registers our modules)
+    register_all()  # our modules and the baselines (their hooks)
     return note
 
 
 # ----------------------------------------------------------------------------- building
 def resolve_config(method: str) -> str:
-    """A method name of :data:`METHOD_CONFIGS` or a config path."""
-    if method in METHOD_CONFIGS:
-        return str(REPO_ROOT / METHOD_CONFIGS[method])
+    """A method key of :func:`method_configs` or a config path."""
+    known = method_configs()
+    if method in known:
+        return str(REPO_ROOT / known[method])
     if method.endswith('.py'):
         p = Path(method)
         p = p if p.is_absolute() else (Path.cwd() / p if (Path.cwd() / p).exists() else REPO_ROOT / p)
         if not p.is_file():
             raise FileNotFoundError(f'config not found: {method!r}')
         return str(p)
-    raise KeyError(f'unknown method {method!r}: use one of {sorted(METHOD_CONFIGS)} or a config path')
+    raise KeyError(f'unknown method {method!r}: use one of {sorted(known)} or a config path')
 
 
 def build_full_model(config: str):
     """The config's model at full size with random weights (see module docstring)."""
     from aeroseg.config import load_config
+    from aeroseg.hooks import clear_outside_weights, outside_weights, weight_fields
     from mmseg.registry import MODELS
 
     cfg = load_config(config)
     m = cfg.model
-    clip = m.get('clip')
-    if clip is not None and clip.get('pretrained') is not None:
-        if clip.get('quick_gelu') is None:  # keep the activation the real weights would select
+    vl = outside_weights(m).get('vl')
+    if vl is not None:  # keep the activation the real weights would select (open_clip tags)
+        vl_cfg = _parent(m, weight_fields(m)['vl'])
+        if vl_cfg.get('quick_gelu') is None:
             import open_clip
-            tag = open_clip.get_pretrained_cfg(clip.model_name, clip.pretrained) or {}
-            clip.quick_gelu = bool(tag.get('quick_gelu', False))
-        clip.pretrained = None
-    if m.get('guidance') is not None:
-        m.guidance.checkpoint = None
+            tag = open_clip.get_pretrained_cfg(vl_cfg.model_name, vl) or {}
+            vl_cfg.quick_gelu = bool(tag.get('quick_gelu', False))
+    clear_outside_weights(m)
     return MODELS.build(m), cfg
+
+
+def _parent(cfg, dotted: str):
+    """The dict holding the last key of ``dotted`` (the VL encoder's own config)."""
+    for k in dotted.split('.')[:-1]:
+        cfg = cfg[k]
+    return cfg
 
 
 def make_batch(num_classes: int, batch: int = 1, size: int = 384, seed: int = 0, device='cpu'):
@@ -325,8 +336,8 @@ def format_table(rows: List[dict]) -> str:
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog='python -m benchmarks.model_cost', description=__doc__.split('\n')[0])
-    ap.add_argument('--methods', nargs='+', default=list(METHOD_CONFIGS),
-                    help=f'method names {sorted(METHOD_CONFIGS)} or config paths')
+    ap.add_argument('--methods', nargs='+', default=list(method_configs()),
+                    help=f'method keys {sorted(method_configs())} or config paths')
     ap.add_argument('--batch', type=int, default=1)
     ap.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'cuda:N'")
     ap.add_argument('--amp', choices=['none', 'bf16', 'fp16'], default='none',

@@ -9,25 +9,23 @@
 Why: the mini world (DESIGN.md §4) is only evidence for the suite's open-vocabulary pathway if
 unseen classes are segmented *because* the CLIP knows their names. So each cost-aggregation model
 (CAT-Seg, OVRS, AerOSeg) is trained on every mini dataset twice, once with the pretrained tiny
-CLIP (``aeroseg/assets/mini``) and once with a random-weight CLIP of the same architecture
-(``model.clip.pretrained=None``), and tested on all classes. Seen classes can be learnt from the
-training labels either way; unseen classes can only come from CLIP. The u-mIoU gap (pretrained
-minus random) is the measure of transfer. Target (issue "Mini world"): AerOSeg's gap >= 20 points
-on at least two of the three mini datasets.
+CLIP (``aeroseg/assets/mini``) and once with a random-weight CLIP of the same architecture (the
+model's 'vl' outside weight set to None), and tested on all classes. Seen classes can be learnt
+from the training labels either way; unseen classes can only come from CLIP. The u-mIoU gap
+(pretrained minus random) is the measure of transfer. Target (issue "Mini world"): AerOSeg's gap
+>= 20 points on at least two of the three mini datasets.
 
-Protocol: the suite's own entry points, as subprocesses, exactly as ``benchmarks.run`` calls them::
-
-    python -m benchmarks.train configs/<m>/<m>_vitb16_<ds>.py --scale mini --work-dir RUN
-        --cfg-options randomness.seed=K train_cfg.max_iters=N ... [model.clip.pretrained=None]
-    python -m benchmarks.test  <same config> RUN/final_weights.pth --scale mini --work-dir RUN
-        --cfg-options <same>
-
-The schedule is shortened to ``--iters`` (cosine schedule end / T_max follow, no validation during
-training, one checkpoint at the end) and the test uses the first ``--val-limit`` validation images
-(sorted file names; mmengine's ``dataset.indices``); everything else is the mini overlay
-(``configs/_base_/scale/mini.py``). Each run's log is ``RUN/run.log``; its result
-``RUN/ov_result.json`` is reused while its key (the resolved config's hash, the CLIP / SAM file
-hashes, the mini generator version) is unchanged; ``--force`` recomputes.
+Protocol: every run is a job of the benchmark runner (:mod:`benchmarks.runner`) on a row of its
+spec: the method's own config (:mod:`benchmarks.methods`) at ``--scale mini``, with
+``cfg_options`` that shorten the schedule to ``--iters`` (cosine schedule end / T_max follow, no
+validation during training, one checkpoint at the end) and test on the first ``--val-limit``
+validation images (sorted file names; mmengine's ``dataset.indices``), and for the random arm the
+outside-weight override ``{'vl': None}`` (resolved through the model's hook,
+``aeroseg.hooks.weight_fields``). Everything else is the mini overlay
+(``configs/_base_/scale/mini.py``). So the runs share the runner's lock, skip / resume, command
+logging and run-dir files (``docs/run_dir.md``): ``<work-dir>/mini/<method>/<config>@ov-<clip>/
+seed<K>``; a run whose config hash (config, options, tiny weights, generator version) is
+unchanged is not recomputed; ``--force`` recomputes.
 
 Also printed: the tiny CLIP's own zero-shot quality on the same val images (image-level top-k
 precision over the seen / unseen class subsets, and dense value-path mIoU), pretrained and random,
@@ -37,73 +35,54 @@ check that every config trains on the seen names and tests on all names.
 Seeds: one training run per seed. By default AerOSeg runs seeds 0, 1, 2 and CAT-Seg / OVRS seed 0
 (``--seeds``, ``--seed-models``; ``--seed K`` = one seed for all); a multi-seed cell is the mean
 over its seeds and the gap is mean(pretrained u-mIoU) - mean(random u-mIoU), with each seed's gap
-and each arm's spread printed under the row.
-Seed 0's run folders keep the single-seed names, so earlier single-seed results stay cached.
-``--parallel K`` runs K runs at once (each with ``--threads``).
+and each arm's spread printed under the row. ``--parallel K`` runs K runs at once (each with
+``--threads``).
 
 The LAST line printed is ``u-mIoU gap (AerOSeg): iSAID X, DLRSD Y, OEM Z`` (points, 1 decimal;
 ``n/a`` for a dataset not run or failed).
 
-Cost (measured on the 2-core machine, 1 thread per run): per run CAT-Seg ~2.5 min, OVRS ~4 min,
-AerOSeg ~5 min (200 iterations, 50 val images). The 30 default runs took 80 min with
-``--parallel 2`` (with a mini-suite job running beside them). Finished runs are cached.
-
-Current result (2026-11-27; AerOSeg means over seeds 0-2, gap = pretrained - random u-mIoU):
-iSAID 28.7 (per seed 25.2 / 25.8 / 35.1), DLRSD 25.9 (26.9 / 26.5 / 24.4), OEM 15.5
-(18.2 / 15.3 / 12.9).
-
-Caveats measured with this script (details in the lead's reports on the "Mini world" issue):
-* what decides transfer here is how the loss treats the pixels of the unseen classes hidden in
-  training. Counted as all-zero targets (upstream CAT-Seg's rule for its unlabelled pixels, our
-  default before 2026-11-27) they teach every head that unseen regions are "none of the classes":
-  AerOSeg's gaps were iSAID 27.7, DLRSD 16.4, OEM 1.4; on OEM the cost volume the head received
-  ranked 'developed space' right (argmax IoU 60.6) and the trained head sent 73 % of its pixels to
-  the seen 'rangeland' with all logits near their floor; CAT-Seg and OVRS did the same. Left out
-  of the loss (``hidden_mode='exclude'``, the default now): the gaps above. The old rule stays
-  one option away: ``--cfg-options model.loss_decode.hidden_mode=zero_target``;
-* CAT-Seg's base lr 2e-4 (meant for 80k iterations) hardly moves the head in a few hundred
-  iterations (CAT-Seg iSAID: the same loss curve with pretrained and random CLIP; s/u-mIoU
-  8.2 / 18.7 at 2e-4 vs 21.9 / 37.4 at 1e-3), hence the mini overlay's base lr 1e-3;
-* the random-CLIP arm is a lottery (which region an untrained name lands on): AerOSeg's per-seed
-  gaps spread by up to 10 points (iSAID above), hence three seeds for the measured model;
-* what is left on mini OEM (4 seen classes): 'developed space' and 'agriculture land' stay low
-  (6.1 and 9.3 IoU, against tree 39.3 and water 26.0); on mini DLRSD the small objects (airplane,
-  cars: 0.1-1 % of the pixels, below the 8-px patch) stay at ~2 IoU in every model.
+Measurements made with this script (cost, results, caveats, each with its command):
+``docs/measurements.md``.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import math
 import os
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from benchmarks.common import REPO_ROOT, atomic_write_json, atomic_write_text, file_sha, read_json
+from benchmarks.common import (REPO_ROOT, atomic_write_json, atomic_write_text, file_sha,
+                               parse_options, read_json, register_all)
+from benchmarks.methods import get_method
+from benchmarks.runner import cli as runner_cli
+from benchmarks.runner.collect import finished_metrics
+from benchmarks.runner.launch import LockedError, RunLock, execute, schedule, slot_envs
+from benchmarks.runner.plan import (JOB_JSON, Job, JobState, build_jobs, merge_identical,
+                                    raw_config, resolved)
+from benchmarks.tables import DATASETS, JobSpec, Row, Table, cells, plan_jobs
 
-__all__ = ['RunSpec', 'parse_args', 'plan', 'run_cfg_options', 'format_report', 'last_line', 'main']
+__all__ = ['RunSpec', 'parse_args', 'plan', 'run_cfg_options', 'run_weights', 'job_specs',
+           'run_all', 'format_report', 'last_line', 'main']
 
-DATASETS = {'isaid': 'iSAID', 'dlrsd': 'DLRSD', 'oem': 'OEM'}
-MODELS = {'catseg': 'CAT-Seg', 'ovrs': 'OVRS', 'aeroseg': 'AerOSeg'}
+OV_METHODS = ('catseg', 'ovrs', 'aeroseg')   # the cost-aggregation models whose CLIP is studied
+MODELS = {k: get_method(k).label for k in OV_METHODS}
 CLIPS = ('pretrained', 'random')
-CONFIG = 'configs/{model}/{model}_vitb16_{ds}.py'
 MINI_OVERLAY = REPO_ROOT / 'configs' / '_base_' / 'scale' / 'mini.py'
 TINY_CLIP_TOOL = REPO_ROOT / 'tools' / 'train_tiny_clip.py'
-RESULT = 'ov_result.json'
 ZERO_SHOT = 'zero_shot.json'
 TARGET_GAP, TARGET_COUNT = 20.0, 2
-# Defaults sized for ~60-90 min on the shared 2-core machine (measured: 64 min for the 18 runs).
+METRICS = ('s-mIoU', 'u-mIoU', 'h-mIoU')
+# Defaults sized for ~60-90 min on the shared 2-core machine (docs/measurements.md).
 DEFAULT_ITERS = 200
 # The random-CLIP arm is a lottery (which region an untrained name lands on), so one seed's gap
-# moves by several points (mini DLRSD AerOSeg: 16.9 at seed 0, 21.1 at seed 1): the measured
-# model gets three seeds by default, the two reference models one.
+# moves by several points: the measured model gets three seeds by default, the two reference
+# models one (docs/measurements.md).
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_SEED_MODELS = ('aeroseg',)
 DEFAULT_VAL_LIMIT = 50
@@ -118,12 +97,16 @@ class RunSpec:
 
     @property
     def config(self) -> str:
-        return CONFIG.format(model=self.model, ds=self.ds)
+        return get_method(self.model).config_for(self.ds)
 
     @property
     def name(self) -> str:
-        """Run folder: ``<model>_<ds>_<clip>`` for seed 0 (the single-seed layout), else ``_s<seed>``."""
+        """Short name in the progress lines: ``<model>_<ds>_<clip>`` (+ ``_s<seed>`` but for seed 0)."""
         return f'{self.model}_{self.ds}_{self.clip}' + (f'_s{self.seed}' if self.seed else '')
+
+
+def _row_label(model: str, clip: str) -> str:
+    return f'{MODELS[model]} {clip} CLIP'
 
 
 # ------------------------------------------------------------------------------------ options ---
@@ -186,7 +169,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         '(default: aeroseg)')
     p.add_argument('--parallel', type=_positive, default=1,
                    help='runs at once (each with --threads threads; default 1)')
-    p.add_argument('--force', action='store_true', help='recompute runs with a cached result')
+    p.add_argument('--force', action='store_true', help='recompute finished runs')
     p.add_argument('--sam-checkpoint',
                    help='tiny SAM file for the configs with SAM guidance (AerOSeg); "none" = random '
                         'SAM weights (smoke tests); default: the mini overlay\'s sam.checkpoint')
@@ -222,36 +205,78 @@ def plan(args) -> List[RunSpec]:
             for k in seeds_of(m, args) for c in args.clips]
 
 
-def _has_guidance(spec: RunSpec) -> bool:
-    return spec.model == 'aeroseg'
-
-
-def run_cfg_options(spec: RunSpec, args) -> List[str]:
-    """``--cfg-options`` of one run (strings in mmengine DictAction syntax)."""
+def _row_options(args) -> List[str]:
+    """The ``--cfg-options`` every run shares (besides its seed): shortened schedule, test subset,
+    the user's own overrides (strings in mmengine DictAction syntax)."""
     n = args.iters
-    opts = [f'randomness.seed={spec.seed}',
-            f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}',
+    opts = [f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}',
             f'train_cfg.val_begin={n + 1}',          # no validation pass at the end of training
             f'param_scheduler.0.end={n}', f'param_scheduler.0.T_max={n}',
             f'default_hooks.checkpoint.interval={n}']
     if args.val_limit:
         opts.append(f'test_dataloader.dataset.indices={args.val_limit}')
-    if spec.clip == 'random':
-        opts.append('model.clip.pretrained=None')   # same architecture, random init
-    if args.sam_checkpoint and _has_guidance(spec):
-        sam = 'None' if args.sam_checkpoint.lower() == 'none' else args.sam_checkpoint
-        opts.append(f'model.guidance.checkpoint={sam}')
     return opts + list(args.cfg_options)
 
 
-def _options_dict(opts: Sequence[str]) -> dict:
-    from mmengine.config import DictAction
-    ns = argparse.Namespace()
-    DictAction(option_strings=['--cfg-options'], dest='o')(None, ns, list(opts))
-    return ns.o
+def run_cfg_options(spec: RunSpec, args) -> List[str]:
+    """``--cfg-options`` of one run besides its outside-weight overrides (:func:`run_weights`)."""
+    return [f'randomness.seed={spec.seed}'] + _row_options(args)
 
 
-# ------------------------------------------------------------------------------------ hashing ---
+def _has_guidance(config: str) -> bool:
+    """Whether the config's model has a guidance encoder (an outside weight with role 'guidance')."""
+    register_all()
+    from aeroseg.hooks import weight_fields
+    return 'guidance' in weight_fields(raw_config(REPO_ROOT / config).model)
+
+
+def run_weights(spec: RunSpec, args) -> Dict[str, Any]:
+    """The run's outside-weight overrides by role: the random arm's CLIP at random init (same
+    architecture), ``--sam-checkpoint`` for the models with guidance."""
+    w: Dict[str, Any] = {}
+    if spec.clip == 'random':
+        w['vl'] = None
+    if args.sam_checkpoint and _has_guidance(spec.config):
+        w['guidance'] = None if args.sam_checkpoint.lower() == 'none' else args.sam_checkpoint
+    return w
+
+
+def spec_table(args, model: str) -> Table:
+    """The runner rows of one model: one per CLIP arm, on every selected dataset."""
+    base = parse_options(_row_options(args))
+    rows = tuple(Row(_row_label(model, c), get_method(model).config, method=model, cfg_options=base,
+                     weights=run_weights(RunSpec(model, args.datasets[0], c), args),
+                     variant=f'ov-{c}') for c in args.clips)
+    return Table('OV', 'Open-vocabulary transfer on the mini world', rows, tuple(args.datasets), METRICS)
+
+
+def job_specs(args) -> List[JobSpec]:
+    """The runner's job specs of the whole plan, in :func:`plan` order."""
+    specs: List[JobSpec] = []
+    for m in args.models:
+        specs += plan_jobs(cells((spec_table(args, m),)), seeds_of(m, args))
+    order = {s: i for i, s in enumerate(plan(args))}
+    return sorted(specs, key=lambda j: order[_run_of(j.cells[0], j.seed)])
+
+
+_LABELS = {_row_label(m, c): (m, c) for m in MODELS for c in CLIPS}
+
+
+def _run_of(cell, seed: int) -> RunSpec:
+    m, c = _LABELS[cell.row]
+    return RunSpec(m, cell.dataset, c, seed)
+
+
+def runner_options(args) -> argparse.Namespace:
+    """The runner's options for these runs (mini scale, generated data, this work dir)."""
+    opts = runner_cli.parse_args(['--scale', 'mini', '--work-dir', args.work_dir, '--parallel',
+                                  str(args.parallel), '--python', args.python]
+                                 + (['--force'] if args.force else []))
+    opts.data_root = None
+    return opts
+
+
+# ------------------------------------------------------------------------------------ checks ---
 def _abs(path: Optional[str]) -> Optional[str]:
     if path is None:
         return None
@@ -267,61 +292,6 @@ def clip_file() -> str:
     return _abs(_overlay().clip.pretrained)
 
 
-def _loaded_config(spec: RunSpec, opts: Sequence[str]):
-    """The run's config exactly as the entry points load it (mini overlay, then the options)."""
-    from aeroseg.config import load_config
-    return load_config(str(REPO_ROOT / spec.config), scale='mini', cfg_options=_options_dict(opts))
-
-
-def _cfg_digest(cfg) -> str:
-    import json
-    from benchmarks.common import _jsonable
-    d = cfg.to_dict()
-    d.pop('work_dir', None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=_jsonable).encode()).hexdigest()[:16]
-
-
-def run_key(spec: RunSpec, args, cfg) -> dict:
-    """What a cached result must match: the resolved config (overlay and options applied) and the
-    weight files it points to (the CLIP of a pretrained run, the SAM of a guided run)."""
-    from aeroseg.mini import GENERATOR_VERSION
-    m = cfg.model
-    clip = m.clip.get('pretrained')
-    sam = (m.get('guidance') or {}).get('checkpoint')
-    return {'config': spec.config, 'resolved_config_sha': _cfg_digest(cfg),
-            'clip_sha': file_sha(_abs(clip)) if clip else None,
-            'sam_sha': file_sha(_abs(sam)) if sam else None,
-            'mini_generator': GENERATOR_VERSION, 'iters': args.iters, 'val_limit': args.val_limit,
-            'seed': spec.seed}
-
-
-# ------------------------------------------------------------------------------------ running ---
-def _env(threads: int) -> dict:
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
-    env.setdefault('PYTHONUNBUFFERED', '1')
-    for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS'):
-        env[k] = str(threads)
-    return env
-
-
-def _call(cmd: List[str], log: Path, threads: int) -> int:
-    with open(log, 'ab') as fh:
-        fh.write(f'\n[ov_transfer {time.strftime("%Y-%m-%d %H:%M:%S")}] $ '
-                 f'{" ".join(shlex.quote(c) for c in cmd)}\n'.encode())
-        fh.flush()
-        return subprocess.call(cmd, cwd=REPO_ROOT, env=_env(threads), stdout=fh, stderr=subprocess.STDOUT)
-
-
-def _last_error(log: Path) -> str:
-    try:
-        lines = [ln.strip() for ln in log.read_text(errors='replace').splitlines() if ln.strip()]
-    except OSError:
-        return ''
-    exc = [ln for ln in lines if 'Error' in ln.split(':', 1)[0] or 'Exception' in ln.split(':', 1)[0]]
-    return (exc or lines or [''])[-1][:300]
-
-
 def vocabulary_check(spec: RunSpec, cfg) -> dict:
     """The run's model.vocabulary as loaded (mini overlay + options), with class counts."""
     from aeroseg.datasets.splits import get_split
@@ -335,41 +305,23 @@ def vocabulary_check(spec: RunSpec, cfg) -> dict:
             'n_test': count(v.get('test')), 'n_classes': sp.num_classes}
 
 
-def run_one(spec: RunSpec, args) -> dict:
-    """Train + test one run through the suite's entry points (cached in ``RUN/ov_result.json``)."""
-    d = Path(args.work_dir) / spec.name
-    opts = run_cfg_options(spec, args)
-    cfg = _loaded_config(spec, opts)
-    key = run_key(spec, args, cfg)
-    cached = read_json(d / RESULT)
-    if cached and not args.force and cached.get('key') == key and cached.get('ok'):
-        return dict(cached, cached=True)
-    d.mkdir(parents=True, exist_ok=True)
-    for stale in ('final_weights.pth', 'metrics.json', 'train_done.json', RESULT):
-        (d / stale).unlink(missing_ok=True)
-    log = d / 'run.log'
-    res = {'key': key, 'ok': False, 'cfg_options': opts, 'log': str(log)}
-    res['vocabulary'] = vocabulary_check(spec, cfg)
-    common = ['--scale', 'mini', '--work-dir', str(d), '--cfg-options', *opts]
-    t0 = time.time()
-    rc = _call([args.python, '-m', 'benchmarks.train', spec.config, *common], log, args.threads)
-    res['train_s'] = round(time.time() - t0, 1)
-    if rc != 0:
-        res['error'] = f'train exit {rc}: {_last_error(log)}'
-        atomic_write_json(d / RESULT, res)
-        return res
-    t0 = time.time()
-    rc = _call([args.python, '-m', 'benchmarks.test', spec.config, str(d / 'final_weights.pth'), *common],
-               log, args.threads)
-    res['test_s'] = round(time.time() - t0, 1)
-    m = (read_json(d / 'metrics.json') or {}).get('metrics')
-    if rc != 0 or not m:
-        res['error'] = f'test exit {rc}: {_last_error(log)}'
-        atomic_write_json(d / RESULT, res)
-        return res
-    res.update(ok=True, metrics=m)
-    atomic_write_json(d / RESULT, res)
-    return res
+def job_result(job: Job, cached: bool = False) -> dict:
+    """One run's result from its run dir: metrics when finished with the current config hash,
+    else the error its record (or the plan) gives; wall times of train and test."""
+    rec = read_json(job.dir / JOB_JSON) or {}
+    rec = rec if rec.get('config_hash') == job.hash else {}
+    res = {'train_s': rec.get('train_wall_s'), 'test_s': rec.get('test_wall_s'),
+           'log': rec.get('log'), 'work_dir': str(job.dir)}
+    m = finished_metrics(job)
+    if m is not None:
+        return dict(res, ok=True, metrics=m['metrics'], cached=cached)
+    if job.state == JobState.MISSING:
+        err = f'config file missing: {job.spec.config}'
+    elif job.state == JobState.CONFIG_ERROR:
+        err = f'config error: {job.error}'
+    else:
+        err = rec.get('error') or 'no result'
+    return dict(res, ok=False, error=err)
 
 
 def zero_shot(args) -> dict:
@@ -572,14 +524,57 @@ def format_report(results: Dict[RunSpec, dict], args, zs: Optional[dict] = None,
 
 
 # ------------------------------------------------------------------------------------ main ---
+def _runs(jobs: Sequence[Job]) -> Dict[int, List[RunSpec]]:
+    """id(job) -> the runs it stands for (more than one only when two rows resolve to one config)."""
+    return {id(j): [_run_of(c, j.spec.seed) for c in j.spec.cells] for j in jobs}
+
+
+def _line(i: int, n: int, s: RunSpec, r: dict, t0: Optional[float] = None) -> str:
+    if r.get('ok'):
+        state = 'cached' if r.get('cached') else f'{(time.time() - t0) / 60:.1f} min'
+    else:
+        state = f'FAILED ({r.get("error")})'
+    return (f'[ov_transfer] {i}/{n} {s.name}: s-mIoU {_f(_metric(r, "s-mIoU"), 0)} '
+            f'u-mIoU {_f(_metric(r, "u-mIoU"), 0)} [{state}]')
+
+
+def run_all(args, opts, envs, results: Dict[RunSpec, dict],
+            run_fn: Optional[Callable[[RunSpec, argparse.Namespace], dict]] = None) -> None:
+    """Every run of the plan as a runner job (finished ones read back, the others executed in
+    the slots ``envs``); ``results`` gets each run's result as it comes."""
+    jobs = merge_identical(build_jobs(job_specs(args), Path(args.work_dir), 'mini', None, args.force))
+    runs, n = _runs(jobs), len(jobs)
+
+    def keep(i: int, j: Job, r: dict, t0: Optional[float] = None) -> None:
+        if j.hash is not None:
+            r.setdefault('vocabulary', vocabulary_check(runs[id(j)][0], resolved(j, 'mini')))
+        results.update({s: r for s in runs[id(j)]})
+        print(_line(i, n, runs[id(j)][0], r, t0), flush=True)
+
+    def on_done(i: int, j: Job, r: Optional[dict], error: Optional[Exception], t0: float) -> None:
+        keep(i, j, r if error is None else {'ok': False, 'error': f'{type(error).__name__}: {error}'}, t0)
+
+    def run(j: Job, env: dict) -> dict:
+        if run_fn is not None:
+            return run_fn(runs[id(j)][0], args)
+        execute(j, opts, env)
+        return job_result(j)
+
+    schedule(jobs, envs, run, lambda i, j: keep(i, j, job_result(j, cached=True)),
+             lambda i, j, slot: print(f'[ov_transfer] {i}/{n} {runs[id(j)][0].name} ...', flush=True),
+             on_done)
+
+
 def main(argv=None, run_fn: Optional[Callable[[RunSpec, argparse.Namespace], dict]] = None,
          zero_shot_fn: Optional[Callable[[argparse.Namespace], dict]] = None) -> int:
-    """Run the plan (``run_fn`` / ``zero_shot_fn``: injectable for tests) and print the report."""
+    """Run the plan through the benchmark runner and print the report (``run_fn(spec, args)`` /
+    ``zero_shot_fn(args)``: stand-ins for one run's train + test and for the zero-shot
+    evaluation, for tests)."""
     args = parse_args(argv)
-    run_fn = run_fn or run_one
     zero_shot_fn = zero_shot_fn or zero_shot
-    Path(args.work_dir).mkdir(parents=True, exist_ok=True)
-    specs = plan(args)
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    opts = runner_options(args)
     t_start = time.time()
     zs, zs_error = None, None
     if not args.skip_zero_shot:
@@ -588,35 +583,28 @@ def main(argv=None, run_fn: Optional[Callable[[RunSpec, argparse.Namespace], dic
         except Exception as e:  # the runs are still worth having
             zs_error = f'{type(e).__name__}: {e}'
             print(f'[ov_transfer] zero-shot evaluation failed: {zs_error}', flush=True)
+    runner_cli.stop_on_sigterm()
+    try:
+        envs = slot_envs(opts, threads=args.threads)
+        lock = RunLock(work)
+        lock.acquire()
+    except (LockedError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     results: Dict[RunSpec, dict] = {}
-
-    def one(i: int, s: RunSpec) -> dict:
-        t0 = time.time()
-        print(f'[ov_transfer] {i}/{len(specs)} {s.name} ...', flush=True)
-        try:
-            r = run_fn(s, args)
-        except Exception as e:
-            r = {'ok': False, 'error': f'{type(e).__name__}: {e}'}
-        state = ('cached' if r.get('cached') else f'{(time.time() - t0) / 60:.1f} min') if r.get('ok') \
-            else f'FAILED ({r.get("error")})'
-        print(f'[ov_transfer] {i}/{len(specs)} {s.name}: s-mIoU {_f(_metric(r, "s-mIoU"), 0)} '
-              f'u-mIoU {_f(_metric(r, "u-mIoU"), 0)} [{state}]', flush=True)
-        return r
-
-    if args.parallel == 1:
-        for i, s in enumerate(specs, 1):
-            results[s] = one(i, s)
-    else:  # runs are subprocesses writing to their own folders; results are gathered here
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            futures = {s: pool.submit(one, i, s) for i, s in enumerate(specs, 1)}
-            for s in specs:
-                results[s] = futures[s].result()
+    rc = 0
+    try:
+        run_all(args, opts, envs, results, run_fn)
+    except KeyboardInterrupt:
+        print('\ninterrupted: rerun the same command to resume.', file=sys.stderr)
+        rc = 130
+    finally:
+        lock.release()
     print(f'[ov_transfer] total {(time.time() - t_start) / 60:.1f} min', flush=True)
     report = format_report(results, args, zs, zs_error)
-    atomic_write_text(Path(args.work_dir) / 'report.txt', report + '\n')
+    atomic_write_text(work / 'report.txt', report + '\n')
     print(report, flush=True)
-    return 0 if all(r.get('ok') for r in results.values()) else 1
+    return rc or (0 if results and all(r.get('ok') for r in results.values()) else 1)
 
 
 if __name__ == '__main__':

@@ -12,15 +12,24 @@ Labels (table ids, row labels, dataset labels, metric names) are spelled exactly
 
 Config paths are templates relative to the repository root; ``{ds}`` is a dataset key
 (``isaid``, ``dlrsd``, ``oem``). A config file that does not exist yet means the method is not
-implemented: its cells stay empty and the plan says so (never a made-up number).
+implemented: its cells stay empty and the plan says so (never a made-up number). The methods'
+rows (label, config, training-free or not) come from :mod:`benchmarks.methods`.
+
+A row may also carry ``cfg_options`` (config overrides) and ``weights`` (outside-weight overrides
+by role, e.g. ``{'vl': None}`` = random-weight CLIP, resolved through ``aeroseg.hooks``): such a
+row is its own job (``<config>@<variant>``), e.g. the arms of ``benchmarks.ov_transfer``.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from benchmarks.methods import get_method
 
 __all__ = ['DATASETS', 'Row', 'Table', 'TABLES', 'Cell', 'JobSpec', 'cells', 'plan_jobs',
-           'select_tables', 'paper_iterations', 'VAL_IMAGES']
+           'method_row', 'select_tables', 'paper_iterations', 'VAL_IMAGES']
 
 # dataset key (file names, data dirs) -> label as the paper's tables print it.
 DATASETS: Dict[str, str] = {'isaid': 'iSAID', 'dlrsd': 'DLRSD', 'oem': 'OEM'}
@@ -31,19 +40,42 @@ VAL_IMAGES: Dict[str, int] = {'isaid': 6363, 'dlrsd': 1401, 'oem': 5195}
 
 HSU = ('s-mIoU', 'u-mIoU', 'h-mIoU')
 
-MAIN = 'configs/aeroseg/aeroseg_vitb16_{ds}.py'
-ABL = 'configs/aeroseg/ablations/'
 
 
 @dataclass(frozen=True)
 class Row:
     """One row of a table: its label as the paper prints it and the config that fills it.
 
-    ``train=False`` marks a training-free method (tested only, no checkpoint).
+    ``train=False`` marks a training-free method (tested only, no checkpoint). ``method``: the
+    method key (default: the config's folder under ``configs/``). ``cfg_options`` /
+    ``weights`` / ``variant``: see the module docstring (``variant`` names the job folder
+    suffix; default: a digest of the overrides).
     """
     label: str
     config: str
     train: bool = True
+    method: Optional[str] = None
+    cfg_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    weights: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    variant: Optional[str] = None
+
+    @property
+    def variant_name(self) -> str:
+        """'' for a plain row, else ``variant`` or a digest of the overrides."""
+        if self.variant or not (self.cfg_options or self.weights):
+            return self.variant or ''
+        blob = json.dumps([dict(self.cfg_options), dict(self.weights)], sort_keys=True, default=repr)
+        return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def method_row(key: str, label: Optional[str] = None, **kw) -> Row:
+    """The row of a registered method (:mod:`benchmarks.methods`): its label, config, train."""
+    m = get_method(key)
+    return Row(label or m.label, m.config, m.train, method=m.key, **kw)
+
+
+MAIN = get_method('aeroseg').config
+ABL = 'configs/aeroseg/ablations/'
 
 
 @dataclass(frozen=True)
@@ -66,14 +98,9 @@ class Table:
 
 
 TABLES: Tuple[Table, ...] = (
-    Table('T2', 'Comparison with state-of-the-art open-vocabulary segmentation methods', (
-        Row('SAN', 'configs/san/san_vitb16_{ds}.py'),
-        Row('SCAN', 'configs/scan/scan_vitb16_{ds}.py'),
-        Row('SED', 'configs/sed/sed_convnextb_{ds}.py'),
-        Row('CAT-Seg', 'configs/catseg/catseg_vitb16_{ds}.py'),
-        Row('OVRS', 'configs/ovrs/ovrs_vitb16_{ds}.py'),
-        Row('AerOSeg', MAIN),
-    ), ALL_DS, HSU, average=True),
+    Table('T2', 'Comparison with state-of-the-art open-vocabulary segmentation methods',
+          tuple(method_row(k) for k in ('san', 'scan', 'sed', 'catseg', 'ovrs', 'aeroseg')),
+          ALL_DS, HSU, average=True),
     Table('T3', 'Main components ablation (h-mIoU)', (
         Row('Baseline', ABL + 't3_baseline_{ds}.py'),
         Row('Config-A', ABL + 't3_config-a_{ds}.py'),
@@ -102,8 +129,8 @@ TABLES: Tuple[Table, ...] = (
         Row('SkyCLIP ViT-L', ABL + 't7_skyclip-vitl14_isaid.py'),
     ), ('isaid',), HSU),
     Table('T8', 'Comparison with training-free SegEarth-OV (mIoU over all classes, supplementary)', (
-        Row('SegEarth-OV', 'configs/segearthov/segearthov_vitb16_{ds}.py', train=False),
-        Row('AerOSeg', MAIN),
+        method_row('segearthov'),
+        method_row('aeroseg'),
     ), ALL_DS, ('mIoU',)),
 )
 
@@ -117,6 +144,10 @@ class Cell:
     config: str         # config path relative to the repo root
     train: bool
     metrics: Tuple[str, ...]
+    method: str = ''    # method key (the row's, else the config's folder under configs/)
+    cfg_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    weights: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    variant: str = ''   # the row's variant_name
 
     @property
     def dataset_label(self) -> str:
@@ -125,22 +156,21 @@ class Cell:
 
 @dataclass
 class JobSpec:
-    """One unit of work: a config (one dataset) with one seed, shared by every cell it fills."""
+    """One unit of work: a config (one dataset, with its row's overrides) with one seed, shared
+    by every cell it fills."""
     config: str
     dataset: str
     seed: int
     train: bool
     cells: List[Cell] = field(default_factory=list)
+    method: str = ''
+    cfg_options: Mapping[str, Any] = field(default_factory=dict)
+    weights: Mapping[str, Any] = field(default_factory=dict)
+    variant: str = ''
 
     @property
-    def key(self) -> Tuple[str, int]:
-        return (self.config, self.seed)
-
-    @property
-    def method(self) -> str:
-        """The method folder (``configs/<method>/...``), e.g. ``aeroseg``, ``catseg``."""
-        parts = self.config.replace('\\', '/').split('/')
-        return parts[1] if len(parts) > 2 and parts[0] == 'configs' else parts[-2] if len(parts) > 1 else ''
+    def key(self) -> Tuple[str, str, int]:
+        return (self.config, self.variant, self.seed)
 
     def fills(self) -> List[str]:
         """Short labels of the cells this job fills, e.g. ``['T2 AerOSeg', 'T3 Config-C']``."""
@@ -186,8 +216,11 @@ def _dataset_keys(wanted: Optional[Iterable[str]]) -> Optional[set]:
     return out
 
 
-def _method_of(config: str) -> str:
-    parts = config.replace('\\', '/').split('/')
+def _method_of(row: Row) -> str:
+    """The row's method key, else its config's folder under ``configs/`` ('' outside it)."""
+    if row.method:
+        return row.method
+    parts = row.config.replace('\\', '/').split('/')
     return parts[1] if len(parts) > 2 and parts[0] == 'configs' else ''
 
 
@@ -195,7 +228,7 @@ def cells(tables: Sequence[Table], methods: Optional[Iterable[str]] = None,
           datasets: Optional[Iterable[str]] = None) -> List[Cell]:
     """Every cell group of ``tables``, filtered.
 
-    ``methods`` matches a row label (``'Config-A'``, ``'SAN'``) or a method folder
+    ``methods`` matches a row label (``'Config-A'``, ``'SAN'``) or a method key / folder
     (``'aeroseg'`` = every config under ``configs/aeroseg/``), case-insensitively.
     ``datasets`` takes keys (``isaid``) or labels (``iSAID``).
     """
@@ -203,43 +236,49 @@ def cells(tables: Sequence[Table], methods: Optional[Iterable[str]] = None,
     m_keep = {_norm(m) for m in methods} if methods else None
     if m_keep is not None:
         known = {_norm(r.label) for t in tables for r in t.rows}
-        known |= {_norm(_method_of(r.config)) for t in tables for r in t.rows}
+        known |= {_norm(_method_of(r)) for t in tables for r in t.rows}
         unknown = m_keep - known
         if unknown:
             raise ValueError(f'unknown method(s) {sorted(unknown)}; rows of the selected tables: '
                              f'{sorted({r.label for t in tables for r in t.rows})}, method folders: '
-                             f'{sorted({_method_of(r.config) for t in tables for r in t.rows})}')
+                             f'{sorted({_method_of(r) for t in tables for r in t.rows})}')
     out = []
     for t in tables:
         for r in t.rows:
             if m_keep is not None and _norm(r.label) not in m_keep \
-                    and _norm(_method_of(r.config)) not in m_keep:
+                    and _norm(_method_of(r)) not in m_keep:
                 continue
             for ds in t.datasets:
                 if ds_keep is not None and ds not in ds_keep:
                     continue
-                out.append(Cell(t.id, r.label, ds, r.config.format(ds=ds), r.train, t.metrics))
+                out.append(Cell(t.id, r.label, ds, r.config.format(ds=ds), r.train, t.metrics,
+                                _method_of(r), dict(r.cfg_options), dict(r.weights), r.variant_name))
     return out
 
 
 def plan_jobs(cell_list: Sequence[Cell], seeds: Sequence[int] = (0,)) -> List[JobSpec]:
-    """De-duplicate cells into jobs: one job per (config, seed), in first-needed order.
+    """De-duplicate cells into jobs: one job per (config, variant, seed), in first-needed order.
 
     A config shared by several tables (the main AerOSeg config fills seven rows) runs once.
     A training-free row (``train=False``) is deterministic: it runs for the first seed only.
-    Two cells that name the same config but disagree on ``train`` are a spec error.
+    Two cells that name the same config (and variant) but disagree on ``train``, the dataset or
+    the overrides are a spec error.
     """
-    jobs: Dict[Tuple[str, int], JobSpec] = {}
+    jobs: Dict[Tuple[str, str, int], JobSpec] = {}
     seeds = list(seeds) or [0]
     for c in cell_list:
         for s in (seeds if c.train else seeds[:1]):
-            key = (c.config, int(s))
+            key = (c.config, c.variant, int(s))
             job = jobs.get(key)
             if job is None:
-                job = jobs[key] = JobSpec(c.config, c.dataset, int(s), c.train)
-            elif job.train != c.train or job.dataset != c.dataset:
-                raise ValueError(f'spec error: {c.config} is used as train={job.train}/'
-                                 f'{job.dataset} and as train={c.train}/{c.dataset} ({c.table} {c.row})')
+                job = jobs[key] = JobSpec(c.config, c.dataset, int(s), c.train, method=c.method,
+                                          cfg_options=c.cfg_options, weights=c.weights,
+                                          variant=c.variant)
+            elif (job.train, job.dataset, dict(job.cfg_options), dict(job.weights)) != \
+                    (c.train, c.dataset, dict(c.cfg_options), dict(c.weights)):
+                raise ValueError(f'spec error: {c.config}{"@" + c.variant if c.variant else ""} is '
+                                 f'used as train={job.train}/{job.dataset} and as train={c.train}/'
+                                 f'{c.dataset} (or with other overrides) ({c.table} {c.row})')
             job.cells.append(c)
     return list(jobs.values())
 

@@ -10,7 +10,7 @@ weights (SegEarth-OV). Checkpoints load through mmengine with torch's default
 
 Rank 0 writes the metrics (mmengine's test metrics dict: ``mIoU``, ``s-mIoU``, ``u-mIoU``,
 ``h-mIoU``, ``IoU.<class>``) with config hash, checkpoint, timings and environment, atomically,
-to ``<work_dir>/metrics.json`` (``--metrics-out`` to change).
+to ``<work_dir>/metrics.json`` (``--metrics-out`` to change; the run-dir files: ``docs/run_dir.md``).
 """
 from __future__ import annotations
 

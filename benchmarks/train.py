@@ -7,7 +7,7 @@ Multi-GPU: ``python -m torch.distributed.run --standalone --nproc_per_node N -m 
 CONFIG --launcher pytorch``; Slurm: ``srun ... python -m benchmarks.train CONFIG --launcher slurm``.
 
 Besides mmengine's own checkpoints (``iter_*.pth``, used by ``--resume``), rank 0 writes on
-success, atomically, into the work dir:
+success, atomically, into the work dir (the run-dir files: ``docs/run_dir.md``):
 
 * ``final_weights.pth`` - ``{'state_dict': tensors, 'meta': plain values}``: loads with
   ``torch.load(weights_only=True)``, so testing never needs to unpickle a training checkpoint;

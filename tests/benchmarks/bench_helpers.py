@@ -1,4 +1,5 @@
 """Helpers for the runner's tests: a fake spec + fake mmengine configs, running the runner."""
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +73,33 @@ def bench_env(**extra):
 def run_bench(args, env=None, timeout=300, **kw):
     return subprocess.run([sys.executable, '-m', 'benchmarks.run', *map(str, args)], cwd=REPO,
                           env=env or bench_env(), capture_output=True, text=True, timeout=timeout, **kw)
+
+
+METRICS = {'mIoU': 12.5, 's-mIoU': 20.0, 'u-mIoU': 10.0, 'h-mIoU': 13.33, 'IoU.ship': 1.0}
+
+
+def fake_steps(fail_train_of=None, interrupt=False, calls=None, error='ValueError: boom',
+               metrics=METRICS):
+    """Stand-in for ``benchmarks.runner.launch.run_logged``: train 'succeeds' (or, for a job dir
+    containing ``fail_train_of``, fails with ``error`` in its log / is interrupted), test writes
+    ``metrics`` with the job's hash; each step is appended to ``calls`` as (module, job dir).
+    Lets the runner's orchestration be tested without subprocesses."""
+    def fake(cmd, log, verbose, env_extra=None):
+        wd = Path(cmd[cmd.index('--work-dir') + 1])
+        step = 'benchmarks.train' if 'benchmarks.train' in cmd else 'benchmarks.test'
+        if calls is not None:
+            calls.append((step, wd))
+        h = json.loads((wd / 'job.json').read_text())['config_hash']
+        if step == 'benchmarks.train':
+            if fail_train_of and fail_train_of in str(wd):
+                if interrupt:
+                    raise KeyboardInterrupt
+                log.write_text(f'Traceback (most recent call last):\n{error}\n')
+                return 1
+            (wd / 'final_weights.pth').write_bytes(b'w')
+            (wd / 'train_done.json').write_text(json.dumps({'config_hash': h, 'iter': 20, 'wall_s': 1}))
+        else:
+            (wd / 'metrics.json').write_text(json.dumps({'config_hash': h, 'wall_s': 1,
+                                                         'metrics': dict(metrics)}))
+        return 0
+    return fake

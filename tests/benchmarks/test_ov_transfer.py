@@ -1,6 +1,6 @@
-"""benchmarks.ov_transfer: argument parsing, the runs' options, the report and its last line.
+"""benchmarks.ov_transfer: argument parsing, the runs as runner jobs, the report and its last line.
 
-No training: the runner and the CLIP zero-shot evaluation are stubbed.
+No training: the runs' steps (or whole runs) and the CLIP zero-shot evaluation are stubbed.
 """
 import re
 
@@ -45,12 +45,76 @@ def test_run_options():
               'param_scheduler.0.end=150', 'train_cfg.val_begin=151',
               'test_dataloader.dataset.indices=50', 'x.y=1'):
         assert o in pre and o in rnd
-    assert 'model.clip.pretrained=None' in rnd and not any('clip.pretrained' in o for o in pre)
-    # the SAM override only goes to configs with SAM guidance (CAT-Seg has none)
-    assert 'model.guidance.checkpoint=s.pth' in rnd and not any('guidance' in o for o in pre)
+    # outside weights by role: the random arm's VL encoder at random init; the SAM override only
+    # for configs with guidance (CAT-Seg has none)
+    assert ov.run_weights(ov.RunSpec('aeroseg', 'isaid', 'random', 3), a) == {'vl': None, 'guidance': 's.pth'}
+    assert ov.run_weights(ov.RunSpec('catseg', 'isaid', 'random', 3), a) == {'vl': None}
+    assert ov.run_weights(ov.RunSpec('catseg', 'isaid', 'pretrained', 3), a) == {}
     assert not any('indices' in o for o in ov.run_cfg_options(
         ov.RunSpec('catseg', 'isaid', 'random'), ov.parse_args(['--val-limit', '0'])))
     assert ov.RunSpec('ovrs', 'dlrsd', 'random').config == 'configs/ovrs/ovrs_vitb16_dlrsd.py'
+
+
+def test_runs_are_runner_jobs_with_resolved_weights(tmp_path):
+    """Each run is a runner job in the run-dir layout; the random arm's command sets the model's
+    own VL weight field to None (through the model's hook), and its hash is the one
+    benchmarks.train will compute from exactly those --cfg-options."""
+    pytest.importorskip('mmengine')
+    from aeroseg.hooks import weight_fields
+    from benchmarks.common import config_hash, parse_options, read_config
+    from benchmarks.runner import launch, plan
+    a = ov.parse_args(['--datasets', 'oem', '--models', 'catseg', 'aeroseg', '--seeds', '0', '1',
+                       '--sam-checkpoint', 'none', '--work-dir', str(tmp_path)])
+    jobs = plan.build_jobs(ov.job_specs(a), tmp_path, 'mini', None)
+    names = [j.label for j in jobs]
+    assert names == ['catseg/catseg_vitb16_oem@ov-pretrained seed0', 'catseg/catseg_vitb16_oem@ov-random seed0',
+                     'aeroseg/aeroseg_vitb16_oem@ov-pretrained seed0', 'aeroseg/aeroseg_vitb16_oem@ov-random seed0',
+                     'aeroseg/aeroseg_vitb16_oem@ov-pretrained seed1', 'aeroseg/aeroseg_vitb16_oem@ov-random seed1']
+    assert all(j.state == plan.JobState.TODO and j.error is None for j in jobs)
+    assert jobs[1].dir == tmp_path / 'mini' / 'catseg' / 'catseg_vitb16_oem@ov-random' / 'seed0'
+    assert len({j.hash for j in jobs}) == len(jobs)
+    opts = ov.runner_options(a)
+    for j in jobs:
+        cmd = launch.train_command(j, opts, resume=False)
+        words = cmd[cmd.index('--cfg-options') + 1:cmd.index('--no-validate')]
+        model = read_config(ov.REPO_ROOT / j.spec.config).model
+        vl = f'model.{weight_fields(model)["vl"]}=None'
+        assert (vl in words) == j.name.endswith('@ov-random'), (j.name, words)
+        assert ('guidance' in ' '.join(words)) == j.name.startswith('aeroseg'), words
+        assert words[0] == f'randomness.seed={j.spec.seed}' and 'train_cfg.max_iters=200' in words
+        assert j.hash == config_hash(j.spec.config, 'mini', None, parse_options(words))
+
+
+def test_finished_runs_are_skipped_failed_ones_retried(tmp_path, monkeypatch, capsys):
+    """Through the runner: a finished run is not recomputed (its metrics are read back), a changed
+    option or --force recomputes, a failed train is reported and retried on the next call."""
+    pytest.importorskip('mmengine')
+    from bench_helpers import fake_steps
+    from benchmarks.runner import launch
+    calls = []
+    monkeypatch.setattr(launch, 'run_logged', fake_steps(calls=calls, fail_train_of='@ov-random',
+                                                         error='RuntimeError: out of memory'))
+    argv = ['--work-dir', str(tmp_path), '--models', 'catseg', '--datasets', 'oem', '--seeds', '0',
+            '--skip-zero-shot']
+    assert ov.main(argv) == 1
+    out = capsys.readouterr().out
+    assert [c[0] for c in calls] == ['benchmarks.train', 'benchmarks.test', 'benchmarks.train']
+    assert 'FAILED random: train exit 1: RuntimeError: out of memory' in out
+    assert '[ov_transfer] 1/2 catseg_oem_pretrained: s-mIoU 20.0 u-mIoU 10.0' in out
+    assert not (tmp_path / launch.LOCK_NAME).exists()
+    calls.clear()
+    monkeypatch.setattr(launch, 'run_logged', fake_steps(calls=calls))
+    assert ov.main(argv) == 0
+    out = capsys.readouterr().out
+    assert [c[0] for c in calls] == ['benchmarks.train', 'benchmarks.test']   # only the failed run
+    assert calls[0][1].name == 'seed0' and calls[0][1].parent.name == 'catseg_vitb16_oem@ov-random'
+    assert 'catseg_oem_pretrained: s-mIoU 20.0 u-mIoU 10.0 [cached]' in out
+    assert out.rstrip('\n').splitlines()[-1] == 'u-mIoU gap (AerOSeg): iSAID n/a, DLRSD n/a, OEM n/a'
+    calls.clear()
+    assert ov.main(argv) == 0 and calls == []
+    assert ov.main(argv + ['--iters', '7']) == 0 and len(calls) == 4          # options changed
+    assert (tmp_path / 'mini' / 'catseg' / 'catseg_vitb16_oem@ov-random' / 'seed0.prev').is_dir()
+    assert ov.main(argv + ['--iters', '7', '--force']) == 0 and len(calls) == 8
 
 
 def _fake_metrics(spec):
@@ -117,54 +181,7 @@ def test_negative_gap_and_runner_exception(tmp_path, capsys):
 
 def test_sam_none_means_random_sam():
     a = ov.parse_args(['--sam-checkpoint', 'none'])
-    assert 'model.guidance.checkpoint=None' in ov.run_cfg_options(ov.RunSpec('aeroseg', 'oem', 'pretrained'), a)
-
-
-def test_run_one_caches_by_key(tmp_path, monkeypatch):
-    """A finished run with the same key is reused; a changed key or --force reruns train + test."""
-    import json
-    calls, key = [], {'k': 1}
-    monkeypatch.setattr(ov, '_loaded_config', lambda spec, opts: None)
-    monkeypatch.setattr(ov, 'run_key', lambda spec, args, cfg: dict(key))
-    monkeypatch.setattr(ov, 'vocabulary_check', lambda spec, cfg: {})
-
-    def fake_call(cmd, log, threads):
-        calls.append(cmd[2])  # benchmarks.train / benchmarks.test
-        assert threads == 1 and '--cfg-options' in cmd and 'model.clip.pretrained=None' in cmd
-        if cmd[2] == 'benchmarks.test':
-            d = cmd[cmd.index('--work-dir') + 1]
-            (tmp_path / 'w' / 'catseg_oem_random' / 'metrics.json').write_text(
-                json.dumps({'metrics': {'s-mIoU': 5.0, 'u-mIoU': 1.0}}))
-            assert d.endswith('catseg_oem_random')
-        return 0
-    monkeypatch.setattr(ov, '_call', fake_call)
-    spec = ov.RunSpec('catseg', 'oem', 'random')
-    args = ov.parse_args(['--work-dir', str(tmp_path / 'w')])
-    r = ov.run_one(spec, args)
-    assert r['ok'] and r['metrics']['u-mIoU'] == 1.0 and calls == ['benchmarks.train', 'benchmarks.test']
-    assert ov.run_one(spec, args)['cached'] and len(calls) == 2
-    key['k'] = 2
-    assert not ov.run_one(spec, args).get('cached') and len(calls) == 4
-    args.force = True
-    assert not ov.run_one(spec, args).get('cached') and len(calls) == 6
-
-
-def test_failed_train_is_reported_not_cached(tmp_path, monkeypatch):
-    monkeypatch.setattr(ov, '_loaded_config', lambda spec, opts: None)
-    monkeypatch.setattr(ov, 'run_key', lambda spec, args, cfg: {'k': 1})
-    monkeypatch.setattr(ov, 'vocabulary_check', lambda spec, cfg: {})
-    calls = []
-
-    def fail(cmd, log, threads):
-        calls.append(cmd[2])
-        log.write_text('Traceback ...\nRuntimeError: out of memory\n')
-        return 1
-    monkeypatch.setattr(ov, '_call', fail)
-    args = ov.parse_args(['--work-dir', str(tmp_path)])
-    r = ov.run_one(ov.RunSpec('aeroseg', 'isaid', 'pretrained'), args)
-    assert not r['ok'] and r['error'] == 'train exit 1: RuntimeError: out of memory'
-    ov.run_one(ov.RunSpec('aeroseg', 'isaid', 'pretrained'), args)
-    assert calls == ['benchmarks.train', 'benchmarks.train']  # retried, not served from the cache
+    assert ov.run_weights(ov.RunSpec('aeroseg', 'oem', 'pretrained'), a) == {'guidance': None}
 
 
 def test_zero_shot_table_lines():

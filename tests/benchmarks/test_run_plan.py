@@ -9,10 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks import run
+from benchmarks.runner import cli, launch, plan
+from benchmarks.runner.plan import JobState
 from benchmarks.tables import TABLES, cells, plan_jobs
 
-from bench_helpers import REPO, bench_env, run_bench
+from bench_helpers import REPO, bench_env, fake_steps, run_bench
 
 
 def test_dry_run_full_prints_every_job_and_touches_nothing(tmp_path):
@@ -63,76 +64,76 @@ def _opts(**kw):
 def _job(tmp_path, train=True):
     spec = plan_jobs(cells(TABLES, methods=['Config-A'], datasets=['oem']), seeds=[3])[0]
     spec.train = train
-    return run.Job(spec, run.job_name(spec.config), REPO / spec.config, tmp_path / 'job',
-                   run.data_root_for('/data', spec.dataset), True, hash='abc')
+    return plan.Job(spec, plan.job_name(spec), REPO / spec.config, tmp_path / 'job',
+                   plan.data_root_for('/data', spec.dataset), True, hash='abc')
 
 
 def test_commands_single_multi_gpu_and_slurm(tmp_path):
     j = _job(tmp_path)
-    c = run.train_command(j, _opts(), resume=True)
+    c = launch.train_command(j, _opts(), resume=True)
     assert c[:4] == ['py', '-m', 'benchmarks.train', 'configs/aeroseg/ablations/t3_config-a_oem.py']
     assert c[c.index('--data-root') + 1] == '/data/oem'
     assert c[c.index('--cfg-options') + 1] == 'randomness.seed=3'
     assert '--resume' in c and c[-2:] == ['--launcher', 'none']
-    c = run.test_command(j, _opts(gpus=4))
+    c = launch.test_command(j, _opts(gpus=4))
     assert c[:6] == ['py', '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=4', '-m']
     assert c[6:9] == ['benchmarks.test', 'configs/aeroseg/ablations/t3_config-a_oem.py',
                       str(tmp_path / 'job' / 'final_weights.pth')]
     assert c[-2:] == ['--launcher', 'pytorch']
-    c = run.train_command(j, _opts(gpus=2, launcher='slurm', partition='gpu'), resume=False)
+    c = launch.train_command(j, _opts(gpus=2, launcher='slurm', partition='gpu'), resume=False)
     assert c[:3] == ['srun', '-p', 'gpu'] and '--gres=gpu:2' in c and '--ntasks=2' in c
     assert c[-2:] == ['--launcher', 'slurm'] and '--resume' not in c
-    free = run.test_command(_job(tmp_path, train=False), _opts())
+    free = launch.test_command(_job(tmp_path, train=False), _opts())
     assert 'final_weights.pth' not in ' '.join(free)
 
 
 def test_assess_states(tmp_path):
     j = _job(tmp_path)
-    assert run.assess(j) == 'todo'
+    assert plan.assess(j) == JobState.TODO
     j.dir.mkdir()
     ck = j.dir / 'iter_5.pth'
     ck.write_bytes(b'x')
     (j.dir / 'last_checkpoint').write_text(str(ck))
     (j.dir / 'job.json').write_text(json.dumps({'config_hash': 'abc', 'status': 'running'}))
-    assert run.assess(j) == 'resume'
+    assert plan.assess(j) == JobState.RESUME
     (j.dir / 'train_done.json').write_text(json.dumps({'config_hash': 'abc'}))
     (j.dir / 'final_weights.pth').write_bytes(b'x')
-    assert run.assess(j) == 'test'
+    assert plan.assess(j) == JobState.TEST
     (j.dir / 'metrics.json').write_text(json.dumps({'config_hash': 'abc', 'metrics': {'h-mIoU': 1}}))
-    assert run.assess(j) == 'done'
-    assert run.assess(j, force=True) == 'forced'
+    assert plan.assess(j) == JobState.DONE
+    assert plan.assess(j, force=True) == JobState.FORCED
     j.hash = 'changed'                                  # config edited since: start afresh
-    assert run.assess(j) == 'stale'
+    assert plan.assess(j) == JobState.STALE
     j.exists = False
-    assert run.assess(j) == 'missing'
+    assert plan.assess(j) == JobState.MISSING
 
 
 def test_lock_refuses_live_owner_and_takes_over_stale(tmp_path):
-    a = run.RunLock(tmp_path)
+    a = launch.RunLock(tmp_path)
     a.acquire()
-    info = json.loads((tmp_path / run.LOCK_NAME).read_text())
+    info = json.loads((tmp_path / launch.LOCK_NAME).read_text())
     assert info['pid'] == os.getpid() and info['host'] == platform.node()
-    with pytest.raises(run.LockedError, match=f'pid {os.getpid()}'):
-        run.RunLock(tmp_path).acquire()
+    with pytest.raises(launch.LockedError, match=f'pid {os.getpid()}'):
+        launch.RunLock(tmp_path).acquire()
     a.release()
-    assert not (tmp_path / run.LOCK_NAME).exists()
+    assert not (tmp_path / launch.LOCK_NAME).exists()
     # stale: the owner pid is gone
     p = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
-    (tmp_path / run.LOCK_NAME).write_text(json.dumps({'pid': int(p.stdout), 'host': platform.node(),
+    (tmp_path / launch.LOCK_NAME).write_text(json.dumps({'pid': int(p.stdout), 'host': platform.node(),
                                                       'started': 'x', 'argv': []}))
-    b = run.RunLock(tmp_path)
+    b = launch.RunLock(tmp_path)
     b.acquire()
-    assert json.loads((tmp_path / run.LOCK_NAME).read_text())['pid'] == os.getpid()
+    assert json.loads((tmp_path / launch.LOCK_NAME).read_text())['pid'] == os.getpid()
     b.release()
     # pid reused by another process: start time differs -> stale
-    (tmp_path / run.LOCK_NAME).write_text(json.dumps({'pid': os.getpid(), 'host': platform.node(),
+    (tmp_path / launch.LOCK_NAME).write_text(json.dumps({'pid': os.getpid(), 'host': platform.node(),
                                                       'proc_start': '1', 'argv': []}))
-    run.RunLock(tmp_path).acquire()
+    launch.RunLock(tmp_path).acquire()
 
 
 def test_second_runner_process_refuses(fake_world, tmp_path):
     root, spec = fake_world
-    lock = run.RunLock(tmp_path)
+    lock = launch.RunLock(tmp_path)
     lock.acquire()
     try:
         r = run_bench(['--spec', spec, '--work-dir', tmp_path, '--results-dir', tmp_path / 'r'], timeout=120)
@@ -147,7 +148,7 @@ def test_error_line_from_log(tmp_path):
     log = tmp_path / 'run.log'
     log.write_text('Traceback (most recent call last):\n  File "x"\nKeyError: \'FooHead is not in the '
                    'mmseg::model registry\'\nsome trailing line\n')
-    assert run.error_from_log(log, 1) == "exit 1: KeyError: 'FooHead is not in the mmseg::model registry'"
+    assert launch.error_from_log(log, 1) == "exit 1: KeyError: 'FooHead is not in the mmseg::model registry'"
 
 
 @pytest.mark.skipif(not (REPO / '.venv' / 'bin' / 'python').is_file(), reason='no .venv')
@@ -192,14 +193,14 @@ def test_mini_hash_follows_tiny_weights_and_generator(tmp_path, monkeypatch):
     import benchmarks.common as common
     root = tmp_path / 'repo'
     (root / 'configs/_base_/scale').mkdir(parents=True)
-    (root / 'aeroseg/mini').mkdir(parents=True)
+    gen = root / common.MINI_GENERATOR
+    gen.parent.mkdir(parents=True)
     (root / 'assets').mkdir()
     (root / 'configs/_base_/scale/mini.py').write_text(
         "clip = dict(pretrained='assets/clip.pt')\nsam = dict(checkpoint='assets/sam.pth')\n"
         "sam2 = dict(checkpoint=None)\niters = dict(default=200)\n")
     (root / 'assets/clip.pt').write_bytes(b'clip v1')
     (root / 'assets/sam.pth').write_bytes(b'sam v1')
-    gen = root / 'aeroseg/mini/io.py'
     gen.write_text('GENERATOR_VERSION = 1\n')
     (tmp_path / 'x.py').write_text('a = 1\n')
     monkeypatch.setattr(common, 'REPO_ROOT', root)
@@ -230,40 +231,20 @@ def test_mini_hash_is_the_overlaid_config_and_location_free(monkeypatch):
     vith = 'configs/aeroseg/ablations/t6_sam-vith_isaid.py'
     assert common.config_hash(main, 'mini') == common.config_hash(vith, 'mini')
     assert common.config_hash(main) != common.config_hash(vith)
+    finetuned = 'configs/aeroseg/ablations/t4_guidance-finetuned_isaid.py'
+    assert common.config_hash(main, 'mini') != common.config_hash(finetuned, 'mini')  # kept by the overlay
     assert common.config_hash(main, 'mini') != common.config_hash(main, 'mini', cfg_options={
-        'model.clip.finetune': 'frozen'})                         # kept by the overlay
+        'model.vocabulary.train': 'all'})
     root = str(common.REPO_ROOT)
     assert common._repo_relative({'a': [root + '/x/y.pt', '/elsewhere/z.pt'], 'b': (root,)}) == \
         {'a': ['x/y.pt', '/elsewhere/z.pt'], 'b': (root,)}
 
 
-def _fake_steps(fail_train_of=None, interrupt=False):
-    """Stand-in for run.run_logged: train 'succeeds' (or fails / is interrupted), test writes
-    metrics with the job's hash. Lets main()'s orchestration be tested without subprocesses."""
-    def fake(cmd, log, verbose, env_extra=None):
-        wd = Path(cmd[cmd.index('--work-dir') + 1])
-        if 'benchmarks.train' in cmd:
-            if fail_train_of and fail_train_of in str(wd):
-                if interrupt:
-                    raise KeyboardInterrupt
-                log.write_text('Traceback (most recent call last):\nValueError: boom\n')
-                return 1
-            (wd / 'final_weights.pth').write_bytes(b'w')
-            h = json.loads((wd / 'job.json').read_text())['config_hash']
-            (wd / 'train_done.json').write_text(json.dumps({'config_hash': h, 'iter': 20, 'wall_s': 1}))
-        else:
-            h = json.loads((wd / 'job.json').read_text())['config_hash']
-            (wd / 'metrics.json').write_text(json.dumps({'config_hash': h, 'wall_s': 1, 'metrics': {
-                'mIoU': 12.5, 's-mIoU': 20.0, 'u-mIoU': 10.0, 'h-mIoU': 13.33, 'IoU.ship': 1.0}}))
-        return 0
-    return fake
-
-
 def test_failing_job_does_not_stop_others(fake_world, tmp_path, monkeypatch, capsys):
     pytest.importorskip('mmengine')
     root, spec = fake_world
-    monkeypatch.setattr(run, 'run_logged', _fake_steps(fail_train_of='fake_isaid'))
-    rc = run.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')])
+    monkeypatch.setattr(launch, 'run_logged', fake_steps(fail_train_of='fake_isaid'))
+    rc = cli.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')])
     out = capsys.readouterr().out
     assert rc == 1
     assert 'FAIL  ext/fake_isaid seed0' in out and 'OK    ext/free_isaid seed0' in out  # went on
@@ -277,10 +258,10 @@ def test_failing_job_does_not_stop_others(fake_world, tmp_path, monkeypatch, cap
     t8 = {r['config']: r for r in csv.DictReader(open(res / 'table8.csv'))}
     assert t8['SegEarth-OV']['value'] == '12.5000' and t8['AerOSeg']['value'] == ''
     assert 'AerOSeg / iSAID: failed: train exit 1: ValueError: boom' in (res / 'table2.md').read_text()
-    assert not (tmp_path / 'w' / run.LOCK_NAME).exists()
+    assert not (tmp_path / 'w' / launch.LOCK_NAME).exists()
     # the next run retries only the failed job
-    monkeypatch.setattr(run, 'run_logged', _fake_steps())
-    assert run.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')]) == 0
+    monkeypatch.setattr(launch, 'run_logged', fake_steps())
+    assert cli.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')]) == 0
     out = capsys.readouterr().out
     assert 'RUN   ext/fake_isaid seed0' in out and 'SKIP  done: ext/free_isaid seed0' in out
 
@@ -288,13 +269,13 @@ def test_failing_job_does_not_stop_others(fake_world, tmp_path, monkeypatch, cap
 def test_interrupt_marks_job_and_frees_lock(fake_world, tmp_path, monkeypatch, capsys):
     pytest.importorskip('mmengine')
     root, spec = fake_world
-    monkeypatch.setattr(run, 'run_logged', _fake_steps(fail_train_of='fake_isaid', interrupt=True))
-    rc = run.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')])
+    monkeypatch.setattr(launch, 'run_logged', fake_steps(fail_train_of='fake_isaid', interrupt=True))
+    rc = cli.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')])
     assert rc == 130
     assert 'rerun the same command to resume' in capsys.readouterr().err
     jd = tmp_path / 'w' / 'full' / 'ext' / 'fake_isaid' / 'seed0'
     assert json.loads((jd / 'job.json').read_text())['status'] == 'interrupted'
-    assert not (tmp_path / 'w' / run.LOCK_NAME).exists()
+    assert not (tmp_path / 'w' / launch.LOCK_NAME).exists()
     assert (tmp_path / 'r' / 'full' / 'runs.csv').is_file()
 
 
@@ -302,7 +283,7 @@ def _parallel_steps(seen, barrier, interrupt_of=None):
     """Fake steps that must overlap: each job's first step waits at a barrier both slots reach,
     and records its slot's environment. With ``interrupt_of`` that job raises Ctrl-C once both run; the
     other behaves like run_logged does when the runner stops (raises once _STOP is set)."""
-    base = _fake_steps()
+    base = fake_steps()
 
     def fake(cmd, log, verbose, env_extra=None):
         wd = Path(cmd[cmd.index('--work-dir') + 1])
@@ -312,7 +293,7 @@ def _parallel_steps(seen, barrier, interrupt_of=None):
             if interrupt_of:
                 if interrupt_of in str(wd):
                     raise KeyboardInterrupt
-                assert run._STOP.wait(timeout=20)
+                assert launch._STOP.wait(timeout=20)
                 raise KeyboardInterrupt
         return base(cmd, log, verbose)
     return fake
@@ -326,9 +307,9 @@ def test_parallel_slots_run_together_with_own_devices(fake_world, tmp_path, monk
     monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
     monkeypatch.setattr(os, 'cpu_count', lambda: 8)
     seen = {}
-    monkeypatch.setattr(run, 'run_logged', _parallel_steps(seen, threading.Barrier(2)))
+    monkeypatch.setattr(launch, 'run_logged', _parallel_steps(seen, threading.Barrier(2)))
     args = ['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')]
-    assert run.main(args + ['--parallel', '2', '--devices', '3,5']) == 0
+    assert cli.main(args + ['--parallel', '2', '--devices', '3,5']) == 0
     out = capsys.readouterr().out
     assert sorted(e['CUDA_VISIBLE_DEVICES'] for e in seen.values()) == ['3', '5']
     assert {e['OMP_NUM_THREADS'] for e in seen.values()} == {'4'}
@@ -336,7 +317,7 @@ def test_parallel_slots_run_together_with_own_devices(fake_world, tmp_path, monk
     runs = {r['job']: r for r in csv.DictReader(open(tmp_path / 'r' / 'full' / 'runs.csv'))}
     assert runs['ext/fake_isaid']['status'] == 'ok' and runs['ext/free_isaid']['status'] == 'ok'
     # more slots than GPUs: refused before anything runs
-    assert run.main(args + ['--parallel', '3', '--devices', '3,5', '--force']) == 2
+    assert cli.main(args + ['--parallel', '3', '--devices', '3,5', '--force']) == 2
     assert 'needs 3 GPUs, found 2' in capsys.readouterr().err
 
 
@@ -344,14 +325,14 @@ def test_parallel_interrupt_stops_every_slot(fake_world, tmp_path, monkeypatch, 
     pytest.importorskip('mmengine')
     import threading
     root, spec = fake_world
-    monkeypatch.setattr(run, 'run_logged', _parallel_steps({}, threading.Barrier(2), interrupt_of='fake_isaid'))
-    rc = run.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir',
+    monkeypatch.setattr(launch, 'run_logged', _parallel_steps({}, threading.Barrier(2), interrupt_of='fake_isaid'))
+    rc = cli.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir',
                    str(tmp_path / 'r'), '--parallel', '2', '--devices', '0,1'])
     assert rc == 130
     for name in ('fake_isaid', 'free_isaid'):
         rec = json.loads((tmp_path / 'w' / 'full' / 'ext' / name / 'seed0' / 'job.json').read_text())
         assert rec['status'] == 'interrupted', name
-    assert not (tmp_path / 'w' / run.LOCK_NAME).exists()
+    assert not (tmp_path / 'w' / launch.LOCK_NAME).exists()
 
 
 def test_configs_resolving_to_the_same_content_run_once(fake_world, tmp_path, monkeypatch, capsys):
@@ -370,8 +351,8 @@ def test_configs_resolving_to_the_same_content_run_once(fake_world, tmp_path, mo
         "    Table('T2', 'x', (Row('AerOSeg', C + '/fake_{ds}.py'),), ('isaid', 'dlrsd'), ('h-mIoU',)),\n"
         "    Table('T3', 'x', (Row('Baseline', A + '/alias_{ds}.py'),), ('isaid',), ('h-mIoU',)),\n"
         ')\n')
-    monkeypatch.setattr(run, 'run_logged', _fake_steps())
-    assert run.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')]) == 0
+    monkeypatch.setattr(launch, 'run_logged', fake_steps())
+    assert cli.main(['--spec', str(spec), '--work-dir', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r')]) == 0
     out = capsys.readouterr().out
     assert 'Plan: 2 jobs' in out and out.count('RUN   ') == 2   # isaid (+ alias) and dlrsd
     assert 'fills T2 AerOSeg, T3 Baseline' in out

@@ -24,7 +24,7 @@ model = dict(
     # BCE as upstream (unlabelled 255 pixels: all-zero targets). Pixels of the unseen classes
     # hidden in training (254, HideUnseenClasses) are left out: the paper is silent (upstream
     # CAT-Seg has no hidden classes); counted as negatives they teach the head that unseen
-    # regions are "none of the classes" (docs/measurements.md, "Hidden unseen pixels").
+    # regions are "none of the classes" (docs/measurements.md, "Hidden unseen pixels counted as negatives").
     # hidden_mode='zero_target' is the other reading.
     loss_decode=dict(type='OpenVocabBCELoss', ignore_mode='zero_target', hidden_mode='exclude'),
     templates='generic',
