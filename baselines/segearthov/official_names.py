@@ -17,7 +17,8 @@ from typing import Dict, List, Tuple
 
 from aeroseg.datasets.splits import get_split
 
-__all__ = ['OFFICIAL_CLASS_FILES', 'official_entries', 'official_background', 'differences']
+__all__ = ['OFFICIAL_CLASS_FILES', 'OFFICIAL_TEST_CFG', 'official_entries', 'official_background',
+           'official_test_cfg', 'differences']
 
 OFFICIAL_CLASS_FILES: Dict[str, dict] = {
     'isaid': dict(file='configs/cls_iSAID.txt', offset=1, lines=(
@@ -34,6 +35,27 @@ OFFICIAL_CLASS_FILES: Dict[str, dict] = {
     'vaihingen': dict(file='configs/cls_vaihingen.txt', offset=0, lines=(
         'impervious surface', 'building', 'low vegetation', 'tree', 'car', 'clutter')),
 }
+
+# The official per-dataset post-processing (configs/cfg_*.py prob_thd / bg_idx; the constructor
+# default bg_idx is 0) as SegEarthOV test_cfg keys on the suite's label sets. iSAID / OEM: the
+# official class 0 'background' is no class of ours (label 255), so it becomes a background query
+# and bg_idx None (-> 255). LoveDA: class 0 'background' is a class of ours too. Potsdam /
+# Vaihingen: bg_idx 5 = clutter. DLRSD has no official config; our choice: no threshold (0.0, the
+# official constructor default), because every DLRSD pixel carries one of the 17 classes (raw
+# values 1..17, no background), so a thresholded pixel could only become a miss.
+OFFICIAL_TEST_CFG: Dict[str, dict] = {
+    'isaid': dict(prob_thd=0.4, bg_idx=None, background_queries=('background',)),
+    'oem': dict(prob_thd=0.1, bg_idx=None, background_queries=('background',)),
+    'loveda': dict(prob_thd=0.3, bg_idx=0, background_queries=()),
+    'potsdam': dict(prob_thd=0.1, bg_idx=5, background_queries=()),
+    'vaihingen': dict(prob_thd=0.1, bg_idx=5, background_queries=()),
+    'dlrsd': dict(prob_thd=0.0, bg_idx=None, background_queries=()),   # our choice (see above)
+}
+
+
+def official_test_cfg(name: str) -> dict:
+    """The post-processing keys of :data:`OFFICIAL_TEST_CFG` for a dataset (a copy)."""
+    return dict(OFFICIAL_TEST_CFG[get_split(name).name])
 
 
 def _entry(name: str) -> dict:

@@ -53,8 +53,8 @@ from aeroseg.models.prompts import expand_class_names, reduce_synonyms
 __all__ = ['SegEarthOV', 'parse_class_entries', 'load_class_file', 'DEFAULT_TEST_CFG']
 
 # segearth_segmentor.py + configs/cfg_*.py: slide_crop 224, slide_stride 112, Resize (448, 448)
-# keep_ratio; prob_thd 0.0 and bg_idx 0 are the constructor defaults (per-dataset values in the
-# configs: iSAID 0.4, OEM 0.1, LoveDA 0.3, Potsdam / Vaihingen 0.1 with bg_idx 5).
+# keep_ratio; prob_thd 0.0 is the official constructor default (per-dataset values on our label
+# sets, DLRSD's our choice: official_names.OFFICIAL_TEST_CFG).
 DEFAULT_TEST_CFG = dict(mode='slide', resize_long=448, crop_size=224, stride=112, prob_thd=0.0,
                         bg_idx=None, background_queries=())
 _VOCAB_SPECS = ('all', 'seen', 'unseen')

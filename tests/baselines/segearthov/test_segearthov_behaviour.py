@@ -13,7 +13,7 @@ from segearthov_helpers import build_model, lightning_file, load_golden
 from aeroseg.datasets.splits import get_split
 from aeroseg.utils.checkpoint import CheckpointError
 from baselines.segearthov import (SegEarthOV, SimFeatUp, differences, load_class_file, official_background,
-                                  official_entries, parse_class_entries)
+                                  official_entries, official_test_cfg, parse_class_entries)
 
 
 def _img(b=1, h=64, w=96, seed=0):
@@ -220,6 +220,18 @@ def test_official_class_names_recorded_beside_ours():
     assert len(official_entries('isaid')) == 15
     with pytest.raises(KeyError, match='no class file for DLRSD'):
         differences('dlrsd')
+
+
+def test_official_thresholds_per_dataset(golden_arch):
+    """configs/cfg_*.py thresholds on our label sets; DLRSD (no official config) our choice: none."""
+    expected = {'isaid': (0.4, None, 255), 'oem': (0.1, None, 255), 'loveda': (0.3, 0, 0),
+                'potsdam': (0.1, 5, 5), 'vaihingen': (0.1, 5, 5), 'dlrsd': (0.0, None, 255)}
+    for name, (thd, bg, label) in expected.items():
+        cfg = official_test_cfg(name)
+        assert (cfg['prob_thd'], cfg['bg_idx']) == (thd, bg), name
+        assert cfg['background_queries'] == (('background',) if name in ('isaid', 'oem') else ())
+        model = build_model(golden_arch, upsampler=False, vocabulary=dict(split=name, test='all'), test_cfg=cfg)
+        assert model._check_bg(model._queries_for(None)) == label, name
 
 
 def test_weight_fields_and_mini_scale():
