@@ -133,17 +133,27 @@ class SplitQKVAttention(nn.Module):
 
 
 def resize_clip_pos_embed(pos_embed: torch.Tensor, native_grid: Tuple[int, int],
-                          grid: Tuple[int, int]) -> torch.Tensor:
+                          grid: Tuple[int, int], scale_offset: Optional[float] = None) -> torch.Tensor:
     """(1 + gh0*gw0, W) -> (1 + gh*gw, W): CLS row kept, grid resized bicubic, align_corners=False.
 
-    CAT-Seg ``model_vpt.py::VisualTransformer.resized_pos_embed`` (no antialias).
+    CAT-Seg ``model_vpt.py::VisualTransformer.resized_pos_embed`` (no antialias). With
+    ``scale_offset`` (DINO's "+0.1" trick, used by SegEarth-OV's bundled open_clip
+    ``transformer.py::VisionTransformer.interpolate_pos_encoding``) the grid is resized by
+    ``scale_factor=(g + offset) / g0`` instead of to a size: the output size is the same, the
+    sampling positions differ slightly.
     """
     if tuple(grid) == tuple(native_grid):
         return pos_embed
     width = pos_embed.shape[-1]
     cls_pos = pos_embed[:1]
     g = pos_embed[1:].reshape(1, native_grid[0], native_grid[1], width).permute(0, 3, 1, 2)
-    g = F.interpolate(g, size=tuple(grid), mode='bicubic', align_corners=False)
+    if scale_offset is None:
+        g = F.interpolate(g, size=tuple(grid), mode='bicubic', align_corners=False)
+    else:
+        g = F.interpolate(g, scale_factor=tuple((n + scale_offset) / n0 for n, n0 in zip(grid, native_grid)),
+                          mode='bicubic', align_corners=False)
+        if tuple(g.shape[-2:]) != tuple(grid):
+            raise ValueError(f'pos-embed resize by scale factor gave {tuple(g.shape[-2:])}, expected {tuple(grid)}')
     return torch.cat([cls_pos, g.reshape(width, -1).T], dim=0)
 
 
@@ -391,14 +401,19 @@ class CLIPDenseBackbone(BaseModule):
             x = F.interpolate(x, size=self.image_size, mode='bilinear', align_corners=False)
         return x
 
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+    def _embed(self, x: torch.Tensor, pos_scale_offset: Optional[float] = None) -> torch.Tensor:
+        """Patch embedding + [CLS] + (resized) pos-embed + ln_pre: (N,3,H,W) -> (N, 1+h*w, W), (h, w).
+
+        ``pos_scale_offset``: see :func:`resize_clip_pos_embed` (None: CAT-Seg's resize).
+        """
         v = self.clip.visual
         x = v.conv1(x)
         grid = tuple(x.shape[-2:])
         x = x.flatten(2).transpose(1, 2)
         cls = v.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1)
-        x = x + resize_clip_pos_embed(v.positional_embedding, self.native_grid, grid).to(x.dtype)
+        x = x + resize_clip_pos_embed(v.positional_embedding, self.native_grid, grid,
+                                      scale_offset=pos_scale_offset).to(x.dtype)
         return v.ln_pre(x), grid
 
     def _dense_last_block(self, blk: nn.Module, x: torch.Tensor) -> torch.Tensor:
