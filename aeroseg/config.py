@@ -88,9 +88,9 @@ def apply_mini_scale(cfg: Config, data_root: Optional[str] = None) -> Config:
         data_root = str(ensure_mini(ds))
     set_data_root(cfg, data_root)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if loader not in cfg:
+        dl = cfg.get(loader)
+        if not dl:
             continue
-        dl = cfg[loader]
         dl.dataset.pipeline = _scale_pipeline(dl.dataset.pipeline, m)
         dl.num_workers = m.num_workers
         dl.persistent_workers = m.num_workers > 0

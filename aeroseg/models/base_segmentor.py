@@ -92,6 +92,9 @@ class OpenVocabSegmentor(BaseSegmentor):
         self._setup_vocabulary(vocabulary)
         self.align_corners = False
 
+    #: False for a training-free method (tested only; ``loss`` raises)
+    trainable = True
+
     # ------------------------------------------------------------------ hooks
     @classmethod
     def weight_fields(cls, model_cfg) -> Dict[str, str]:

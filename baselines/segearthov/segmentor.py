@@ -48,6 +48,7 @@ from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
 from aeroseg.datasets.splits import Split, get_split, resolve_class_names
+from aeroseg.models.base_segmentor import OpenVocabSegmentor
 from aeroseg.models.prompts import expand_class_names, reduce_synonyms
 
 __all__ = ['SegEarthOV', 'parse_class_entries', 'load_class_file', 'DEFAULT_TEST_CFG']
@@ -122,8 +123,13 @@ def _pad_to_patch(h: int, w: int, patch: int) -> Tuple[int, int, int, int]:
 
 
 @MODELS.register_module()
-class SegEarthOV(BaseSegmentor):
+class SegEarthOV(OpenVocabSegmentor):
     """Training-free SegEarth-OV (module docstring).
+
+    On the suite's seam it overrides what SegEarth-OV does its own way: the vocabulary (entries
+    with comma synonyms, class files), the test_cfg (threshold, background, long-side resize),
+    and inference (crop LOGITS averaged, then softmax over all queries), so ``predict_logits``
+    and ``predict`` are its own; the hooks are the base's contract.
 
     Args:
         clip: config of :class:`SegEarthCLIP` (OpenAI ViT-B/16 with QuickGELU by default).
@@ -145,6 +151,8 @@ class SegEarthOV(BaseSegmentor):
             the model takes RGB 0..255 and normalises itself.
     """
 
+    trainable = False
+
     def __init__(self,
                  clip: dict = dict(type='SegEarthCLIP'),
                  upsampler: Optional[dict] = dict(type='SimFeatUp', model_name='jbu_one', checkpoint=None),
@@ -159,7 +167,9 @@ class SegEarthOV(BaseSegmentor):
         if data_preprocessor is None:
             data_preprocessor = dict(type='SegDataPreProcessor', mean=None, std=None, bgr_to_rgb=True,
                                      pad_val=0, seg_pad_val=255)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # the base checks test_cfg and sets up the vocabulary through the overrides below
+        super().__init__(vocabulary=vocabulary, test_cfg=test_cfg, ignore_index=ignore_index,
+                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if not logit_scale > 0:
             raise ValueError(f'logit_scale must be > 0, got {logit_scale}')
         self.clip = MODELS.build(clip)
@@ -172,10 +182,6 @@ class SegEarthOV(BaseSegmentor):
         self.templates = templates
         self.cls_token_lambda = float(cls_token_lambda)
         self.logit_scale = float(logit_scale)
-        self.ignore_index = ignore_index
-        self.align_corners = False  # mmseg's postprocess_result resize
-        self.test_cfg = self._check_test_cfg(test_cfg)
-        self._setup_vocabulary(vocabulary)
         self._check_bg(self._queries(self.test_vocabulary, self.test_synonyms))
         self.eval()
 

@@ -1,0 +1,31 @@
+"""SegEarth-OV's configs: the official pipeline and per-dataset post-processing, mini hook."""
+import pytest
+
+from aeroseg.config import REPO_ROOT, load_config
+from aeroseg.hooks import weight_fields
+from baselines.segearthov import OFFICIAL_TEST_CFG
+
+DATASETS = ('isaid', 'dlrsd', 'oem', 'loveda', 'potsdam', 'vaihingen')
+
+
+@pytest.mark.parametrize('ds', DATASETS)
+def test_config_follows_the_official_code(ds):
+    cfg = load_config(str(REPO_ROOT / f'configs/segearthov/segearthov_vitb16_{ds}.py'))
+    m = cfg.model
+    assert m.type == 'SegEarthOV' and m.clip.model_name == 'ViT-B-16' and m.clip.quick_gelu
+    assert m.upsampler.model_name == 'jbu_one'  # SimFeatUp, what the paper's numbers assume
+    assert (m.templates, m.cls_token_lambda, m.logit_scale) == ('imagenet80', -0.3, 50.0)
+    assert dict(m.test_cfg) == dict(mode='slide', resize_long=448, crop_size=224, stride=112,
+                                    **OFFICIAL_TEST_CFG[ds])
+    resize = cfg.test_dataloader.dataset.pipeline[1]
+    assert resize == dict(type='Resize', scale=(448, 448), keep_ratio=True)
+    assert not cfg.get('train_dataloader')
+    assert weight_fields(m) == {'vl': 'clip.pretrained', 'upsampler': 'upsampler.checkpoint'}
+
+
+def test_mini_version_uses_the_tiny_clip_without_upsampler(tmp_path):
+    cfg = load_config(str(REPO_ROOT / 'configs/segearthov/segearthov_vitb16_isaid.py'), scale='mini',
+                      data_root=str(tmp_path))
+    assert cfg.model.clip.model_name == 'aeroseg-mini-ViT-8' and cfg.model.upsampler is None
+    assert weight_fields(cfg.model) == {'vl': 'clip.pretrained'}
+    assert cfg.model.test_cfg.crop_size == 128 and cfg.model.test_cfg.prob_thd == 0.4
