@@ -29,3 +29,10 @@ segearthov_test_pipeline = [
     dict(type='CheckLabelValues'),
     dict(type='PackSegInputs'),
 ]
+# training-free: test loops only (no schedule base)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    visualization=dict(type='SegVisualizationHook'))
