@@ -27,6 +27,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
+from mmengine.config import ConfigDict
+from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 from mmseg.models.text_encoder.clip_text_encoder import CLIPTextEncoder
 from mmseg.registry import MODELS
@@ -174,7 +176,8 @@ class SANSegmentor(OpenVocabSegmentor):
 
         clip_sd, quick_gelu = _open_clip_state_dict(self.clip_cfg)
         act = dict(type='QuickGELU' if quick_gelu else 'GELU')
-        image_encoder, text_encoder, decode_head = (copy.deepcopy(dict(c)) for c in
+        # ConfigDicts: mmseg's SAN head reads its sub-configs by attribute (san_cfg.in_channels)
+        image_encoder, text_encoder, decode_head = (ConfigDict(copy.deepcopy(dict(c))) for c in
                                                     (image_encoder, text_encoder, decode_head))
         for part, cfg in (('image_encoder', image_encoder), ('text_encoder', text_encoder),
                           ('decode_head.maskgen_cfg', decode_head['maskgen_cfg'])):
@@ -187,9 +190,10 @@ class SANSegmentor(OpenVocabSegmentor):
         text_encoder['vocabulary'] = list(self.train_vocabulary)
         self._complete_head_cfg(decode_head, no_object_weight)
 
-        self.image_encoder = MODELS.build(image_encoder)
-        self.text_encoder = MODELS.build(text_encoder)
-        self.decode_head = MODELS.build(decode_head)
+        with DefaultScope.overwrite_default_scope('mmseg'):  # mmcv builds QuickGELU by scope
+            self.image_encoder = MODELS.build(image_encoder)
+            self.text_encoder = MODELS.build(text_encoder)
+            self.decode_head = MODELS.build(decode_head)
         self.align_corners = self.decode_head.align_corners
         self.load_clip(clip_sd)
 
@@ -201,9 +205,9 @@ class SANSegmentor(OpenVocabSegmentor):
     @classmethod
     def mini_scale(cls, model, m) -> None:
         """The tiny CLIP (its widths read from its open_clip config) split 3 | 1 like ViT-B/16's
-        9 | 3, CLIP at the mini input size (16 x 16 tokens; full: 320 px -> 20 x 20) and a side
-        network of width 64, 4 blocks, patch 4 (32 x 32 tokens: twice the CLIP grid, as 40 vs 20
-        at full size), 2 heads; deep supervision on its block 3 (full: 7 of 8); the rest as the
+        9 | 3, CLIP at the mini input size (16 x 16 tokens; full: 320 px -> 20 x 20; at half size
+        the mini CLIP would see 8 x 8 tokens, too coarse for the mini world's small classes) and a
+        side network of width 64, 4 blocks, 2 heads, patch 8 (16 x 16 tokens; full: 40 x 40); deep supervision on its block 3 (full: 7 of 8); the rest as the
         full config (100 queries, losses, matching), 1,024 sampled points (full: 12,544 on 640^2
         crops, about the same share of the 128^2 mini crops)."""
         c = m.clip
@@ -225,7 +229,7 @@ class SANSegmentor(OpenVocabSegmentor):
         te.pop('act_cfg', None)
         dh = model.decode_head
         dh.deep_supervision_idxs = [3]
-        dh.san_cfg.update(clip_channels=a['width'], embed_dims=64, patch_size=4)
+        dh.san_cfg.update(clip_channels=a['width'], embed_dims=64, patch_size=8)
         dh.san_cfg.cfg_encoder.update(num_encode_layer=4, num_heads=2)
         dh.san_cfg.cfg_decoder.update(num_heads=a['heads'], embed_channels=64, mlp_channels=64)
         dh.maskgen_cfg.update(num_layers=a['layers'] - split, embed_dims=a['width'],
