@@ -58,10 +58,14 @@ def _dataset_key(cfg: Config) -> str:
 
 
 def _scale_pipeline(pipeline, m: dict) -> list:
+    # a random choice of shortest edges (SAN) scales with the crop: full crop -> the mini crop
+    crops = [t['crop_size'][0] for t in pipeline if t['type'] == 'RandomCrop']
     out = []
     for t in pipeline:
         t = dict(t)
-        if t['type'] == 'Resize' and 'scale' in t:
+        if t['type'] == 'RandomChoiceResize' and crops:
+            t['scales'] = [max(1, round(s * m['crop'] / crops[0])) for s in t['scales']]
+        elif t['type'] == 'Resize' and 'scale' in t:
             long, short = t['scale']
             t['scale'] = (m['max_side'], m['train_short'] if short <= 384 else m['test_short'])
         elif t['type'] == 'RandomCrop':
