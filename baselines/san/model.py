@@ -324,10 +324,10 @@ class SANSegmentor(OpenVocabSegmentor):
                     mask_logits=mask_logits[-1])
 
     def logits_to_scores(self, logits: Tensor) -> Tensor:
-        """Identity: ``forward_logits`` gives SAN's ``semantic_inference`` output,
-        sum_q softmax(class logits)[q, c] * sigmoid(mask)[q] (no-object column dropped): per-class
-        scores in [0, num_queries], not independent probabilities; argmax is the prediction."""
-        return logits
+        """``forward_logits`` gives SAN's ``semantic_inference`` output, sum_q softmax(class
+        logits)[q, c] * sigmoid(mask)[q] (no-object column dropped), in [0, num_queries]: divided
+        by the number of queries so scores lie in [0, 1] as the seam promises (argmax unchanged)."""
+        return logits / self.decode_head.side_adapter_network.query_embed.shape[1]
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """SAN's set-prediction losses (Hungarian matching, class CE, mask BCE + dice on sampled
