@@ -78,3 +78,35 @@ def test_runs_through_apis_segment(method_dir, tmp_path):
     model = init_model(str(method_dir / 'probe_vitb16_isaid.py'), str(ckpt), scale='mini')
     out = segment(model, str(TILE), ['building', 'tree', 'road', 'car'])
     assert out.shape == (512, 512) and out.max() < 4
+
+
+SPEC = '''
+from benchmarks.methods import Method, register_method
+from benchmarks.tables import Table, method_row
+register_method(Method('probe', 'Probe', {cfg!r}, 'CLIP ViT-B/16 (frozen) + 1x1 probe'))
+TABLES = (Table('T2', 'a new method beside the paper', (method_row('probe'),), ('isaid',),
+                ('s-mIoU', 'u-mIoU', 'h-mIoU')),)
+'''
+
+
+def test_the_runner_trains_tests_and_tables_it(method_dir, tmp_path):
+    """``benchmarks.run --spec`` trains (200 mini iterations) and tests it as subprocesses."""
+    import csv
+    import json
+    spec = tmp_path / 'probe_spec.py'
+    spec.write_text(SPEC.format(cfg=str(method_dir / 'probe_vitb16_{ds}.py')))
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYTHONPATH=os.pathsep.join([str(HERE), str(REPO_ROOT), os.environ.get('PYTHONPATH', '')]))
+    work, res = tmp_path / 'w', tmp_path / 'r'
+    r = subprocess.run([sys.executable, '-m', 'benchmarks.run', '--spec', str(spec), '--scale', 'mini',
+                        '--work-dir', str(work), '--results-dir', str(res)], cwd=REPO_ROOT, env=env,
+                       capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    metrics = json.loads(next(work.glob('mini/**/seed0/metrics.json')).read_text())['metrics']
+    rows = {x['metric']: x for x in csv.DictReader(open(res / 'mini' / 'table2.csv'))}
+    for k in ('s-mIoU', 'u-mIoU', 'h-mIoU'):
+        assert float(rows[k]['value']) == pytest.approx(metrics[k], abs=1e-4)
+    assert metrics['s-mIoU'] > 5  # it learnt something from the seen classes in 200 iterations
+    weights = next(work.glob('mini/**/seed0/final_weights.pth'))
+    model = init_model(str(method_dir / 'probe_vitb16_isaid.py'), str(weights), scale='mini')
+    assert segment(model, np.zeros((64, 64, 3), np.uint8), ['ship', 'harbor']).shape == (64, 64)
