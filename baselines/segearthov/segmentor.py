@@ -281,9 +281,8 @@ class SegEarthOV(OpenVocabSegmentor):
     def _queries_for(self, names: Optional[Sequence[str]]) -> _Queries:
         if names is None:
             return self._queries(self.test_vocabulary, self.test_synonyms)
-        q = self._queries(*parse_class_entries(names, self.split))
-        self._check_bg(q)
-        return q
+        # scores only (predict_logits): the background index of a dataset config is not used
+        return self._queries(*parse_class_entries(names, self.split))
 
     def _check_bg(self, q: _Queries) -> int:
         """The label of background pixels for this vocabulary (``bg_idx`` resolved)."""
@@ -296,7 +295,8 @@ class SegEarthOV(OpenVocabSegmentor):
             return q.classes.index(bg)
         if not 0 <= int(bg) < len(q.classes):
             raise ValueError(f'test_cfg.bg_idx={bg} outside 0..{len(q.classes) - 1} for the vocabulary '
-                             f'{list(q.classes)}')
+                             f'{list(q.classes)}: set model.test_cfg.bg_idx to None (unlabelled) or '
+                             f'to a class name of your vocabulary')
         return int(bg)
 
     def train(self, mode: bool = True):

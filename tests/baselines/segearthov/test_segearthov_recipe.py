@@ -29,3 +29,19 @@ def test_mini_version_uses_the_tiny_clip_without_upsampler(tmp_path):
     assert cfg.model.clip.model_name == 'aeroseg-mini-ViT-8' and cfg.model.upsampler is None
     assert weight_fields(cfg.model) == {'vl': 'clip.pretrained'}
     assert cfg.model.test_cfg.crop_size == 128 and cfg.model.test_cfg.prob_thd == 0.4
+
+
+def test_apis_run_it_on_a_real_tile_without_a_trained_checkpoint():
+    """Training-free: init_model with no checkpoint (the mini world's tiny CLIP; at full scale the
+    OpenAI CLIP and the SimFeatUp file), then the user's own class names with synonyms."""
+    import numpy as np
+    from aeroseg.apis import init_model, segment, segment_scores
+    tile = REPO_ROOT / 'tests/data/real_samples/potsdam/img_dir/2_10_0_0_512_512.png'
+    model = init_model(str(REPO_ROOT / 'configs/segearthov/segearthov_vitb16_potsdam.py'), scale='mini')
+    names = ['building,roof', 'tree', 'road', 'car', 'grass']
+    out = segment(model, str(tile), names)
+    assert out.shape == (512, 512) and out.dtype == np.uint8 and int(out.max()) < len(names)
+    scores = segment_scores(model, str(tile), names)
+    perm = [3, 0, 4, 1, 2]
+    np.testing.assert_allclose(segment_scores(model, str(tile), [names[i] for i in perm]), scores[perm],
+                               atol=1e-5)
