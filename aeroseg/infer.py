@@ -36,7 +36,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .raster import (NODATA_LABEL, PIL_SUFFIXES, ClassMapWriter, InputError, check_writable_dir,
-                     list_images, open_image, parse_bands, publish)
+                     gdal_env, list_images, open_image, parse_bands, preview_step, publish,
+                     read_decimated)
 from .tiling import blend_strips, check_tiling, count_tiles
 
 __all__ = ['main', 'parse_classes', 'segment_file', 'build_parser']
@@ -87,7 +88,8 @@ def segment_file(model, path: str, out_dir: str, classes: Sequence[str], *, band
         x = torch.from_numpy(batch).to(device)
         return score_batch(model, x, queries, index).float().cpu().numpy()
 
-    with open_image(path, bands=bands, nodata=nodata, stretch=stretch, percentiles=percentiles) as src:
+    with gdal_env(), open_image(path, bands=bands, nodata=nodata, stretch=stretch,
+                                percentiles=percentiles) as src:
         geotiff = not path.lower().endswith(PIL_SUFFIXES)
         meta = {'CLASS_QUERIES': json.dumps(groups), 'BANDS': ','.join(map(str, src.bands)),
                 'STRETCH': src.stretch, 'TILE': str(tile), 'OVERLAP': str(overlap), **(tags or {})}
@@ -117,23 +119,22 @@ def segment_file(model, path: str, out_dir: str, classes: Sequence[str], *, band
     return paths
 
 
-def _labels_preview(path: str, shape) -> np.ndarray:
-    """The written class map at ``shape`` (nearest), read decimated so a large map is never loaded whole."""
+def _labels_preview(path: str, step: int) -> np.ndarray:
+    """Every ``step``-th pixel of the written class map (as the image preview), never loaded whole."""
     if path.endswith('.tif'):
         import rasterio
-        from rasterio.enums import Resampling
         with rasterio.open(path) as src:
-            return src.read(1, out_shape=shape, resampling=Resampling.nearest)
+            return read_decimated(src, 1, step)
     from PIL import Image
     with Image.open(path) as im:
-        return np.asarray(im.resize(shape[::-1], Image.NEAREST))
+        return np.asarray(im)[::step, ::step]
 
 
 def _write_overlay(src, classes_path, out_dir, stem, names, groups, colours, max_side) -> str:
     from .visualize import save_overlay
     rgb, _ = src.preview(max_side)
     rgb = rgb.transpose(1, 2, 0).round().astype(np.uint8)
-    labels = _labels_preview(classes_path, rgb.shape[:2])
+    labels = _labels_preview(classes_path, preview_step(src.height, src.width, max_side))
     final = os.path.join(out_dir, f'{stem}_overlay.png')
     fd, tmp = tempfile.mkstemp(prefix=f'.{stem}_overlay.', suffix='.part.png', dir=out_dir)
     os.close(fd)

@@ -168,3 +168,19 @@ def test_unwritable_output_folder_is_named(tmp_path):
     f.write_text('')
     with pytest.raises(InputError, match=r'a_file/out: the output folder cannot be written.*--out'):
         check_writable_dir(str(f / 'out'))
+
+
+def test_geotiff_rows_arriving_off_block_boundaries_are_written_once_and_right(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=(700, 300)).astype(np.uint8)
+    conf = rng.random((700, 300)).astype(np.float32)
+    w = ClassMapWriter(str(tmp_path), 'big', 700, 300, ['a', 'b', 'c'], [(1, 1, 1)] * 3, geotiff=True,
+                       profile=dict(crs=rasterio.crs.CRS.from_string(CRS), transform=TRANSFORM),
+                       confidence=True)
+    for r0 in (0, 233, 466):
+        w.write(r0, labels[r0:r0 + 233 + (r0 == 466)], conf[r0:r0 + 233 + (r0 == 466)])
+        assert all(p[0] % 256 == 0 for p in w._pending[:1])   # held from a block boundary
+    paths = w.commit()
+    with rasterio.open(paths['classes']) as r, rasterio.open(paths['confidence']) as c:
+        np.testing.assert_array_equal(r.read(1), labels)
+        np.testing.assert_array_equal(c.read(1), conf)
