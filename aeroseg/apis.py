@@ -4,14 +4,17 @@
     model = init_model('configs/aeroseg/aeroseg_vitb16_isaid.py', 'work_dirs/.../iter_10000.pth')
     class_map = segment(model, 'tile.png', ['ship', 'harbor', 'oil tank', 'water'])
 
-``segment`` returns an (H, W) uint8 array of indices into the given class list. The checkpoint
+``segment`` returns an (H, W) uint8 array of indices into the given class list. An entry may list
+synonyms separated by ``|`` (``'oil tank|storage tank'``): each is a query and the class scores the
+max over its queries (SegEarth-OV's rule, :func:`aeroseg.models.prompts.reduce_synonyms`). Scenes
+larger than one pass, GeoTIFFs and the command line: :mod:`aeroseg.infer`. The checkpoint
 holds every weight (CLIP, guidance encoder, head), so the CLIP / SAM files named in the config
 are not needed for inference; the checkpoint is loaded with ``weights_only=True``.
 """
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -19,9 +22,10 @@ import torch
 from .config import load_config
 from .datasets.splits import resolve_class_names
 from .hooks import clear_outside_weights
+from .models.prompts import expand_class_names, reduce_synonyms
 from .utils.checkpoint import load_external_state_dict, load_into
 
-__all__ = ['init_model', 'segment', 'segment_scores']
+__all__ = ['init_model', 'segment', 'segment_scores', 'class_queries', 'score_batch']
 
 
 def init_model(config: str, checkpoint: Optional[str] = None, device: str = 'cpu',
@@ -57,14 +61,44 @@ def _load_image(image: Union[str, np.ndarray]) -> np.ndarray:
     return arr
 
 
+def class_queries(class_names: Sequence[str]) -> Tuple[Tuple[str, ...], List[str], List[int]]:
+    """Entries ``'name'`` or ``'name|synonym|...'`` -> (class names, queries, query -> class).
+
+    The class is called by its first name; every name of every class must be unique.
+    """
+    groups = [[p.strip() for p in str(e).split('|')] for e in _as_list(class_names)]
+    if any(not all(g) for g in groups):
+        raise ValueError(f'empty name in the class list {list(class_names)} (check for a stray '
+                         f'"," or "|")')
+    names = resolve_class_names([g[0] for g in groups])
+    queries, index = expand_class_names(names, {i: g[1:] for i, g in enumerate(groups) if len(g) > 1})
+    dup = sorted({q for q in queries if queries.count(q) > 1})
+    if dup:
+        raise ValueError(f'duplicate class names: {dup}')
+    return names, queries, index
+
+
+def _as_list(class_names) -> list:
+    if isinstance(class_names, str):
+        raise TypeError(f'class names must be a list of strings, got the single string '
+                        f'{class_names!r}; pass e.g. {class_names.split(",")!r}')
+    return list(class_names)
+
+
 @torch.no_grad()
+def score_batch(model, inputs: torch.Tensor, queries: Sequence[str],
+                query_to_class: Sequence[int]) -> torch.Tensor:
+    """(B, K, H, W) class scores for RGB ``inputs`` (B, 3, H, W) 0..255: the max over each class's queries."""
+    return reduce_synonyms(model.predict_logits(inputs, queries), query_to_class, dim=1)
+
+
 def segment_scores(model, image: Union[str, np.ndarray], class_names: Sequence[str]) -> np.ndarray:
     """Per-class scores (N, H, W) in [0, 1] for ``class_names`` on an RGB image."""
-    names = resolve_class_names(class_names)
+    _, queries, index = class_queries(class_names)
     rgb = _load_image(image)
     x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float()
     x = x.to(next(model.parameters()).device)
-    return model.predict_logits(x, names)[0].cpu().numpy()
+    return score_batch(model, x, queries, index)[0].cpu().numpy()
 
 
 def segment(model, image: Union[str, np.ndarray], class_names: Sequence[str]) -> np.ndarray:

@@ -12,7 +12,7 @@ PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
 MMCV_VERSION=2.1.0
-STAMP="$VENV/.aeroseg-stack-v1"
+STAMP="$VENV/.aeroseg-stack-v2"  # v2: rasterio, tqdm, matplotlib (python -m aeroseg.infer)
 
 say() { printf '[bootstrap] %s\n' "$*"; }
 
