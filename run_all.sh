@@ -30,4 +30,23 @@ if [ "$has_root" = 0 ] && [ "$has_scale" = 0 ]; then
   echo "[run_all] no data root configured (--data-root or \$AEROSEG_DATA): running --scale mini" >&2
   extra=(--scale mini)
 fi
-exec "$PY" -m benchmarks.run ${extra[@]+"${extra[@]}"} "$@"
+"$PY" -m benchmarks.run ${extra[@]+"${extra[@]}"} "$@"
+
+# Figures after the tables (benchmarks/figures.py): per-class IoU bars from runs.csv and the
+# Fig. 5 grid from the trained checkpoints, under <results-dir>/<scale>/figures/.
+scale=full; fig_args=(); prev=""
+[ "${#extra[@]}" -gt 0 ] && scale=mini
+for arg in "$@"; do
+  case "$prev" in
+    --scale) scale="$arg" ;;
+    --results-dir) fig_args+=(--results "$arg") ;;
+    --work-dir) fig_args+=(--work-dirs "$arg") ;;
+    --data-root) fig_args+=(--data-root "$arg") ;;
+  esac
+  case "$arg" in
+    --dry-run|--help|-h) exit 0 ;;
+    --scale=*) scale="${arg#--scale=}" ;;
+  esac
+  prev="$arg"
+done
+exec "$PY" -m benchmarks.figures --scale "$scale" ${fig_args[@]+"${fig_args[@]}"}
