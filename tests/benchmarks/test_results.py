@@ -144,3 +144,24 @@ def test_write_expected_refuses_an_empty_reference(tmp_path):
     with pytest.raises(ValueError, match='nothing to freeze'):
         R.write_expected(tmp_path, tmp_path / 'expected.csv')
     assert not (tmp_path / 'expected.csv').exists()
+
+
+def test_leaderboard_lists_training_free_rows_beyond_the_paper(tmp_path):
+    """SegEarth-OV (a train=False row of T8) gets its s/u/h-mIoU beside Table 2, unranked."""
+    def run(ds, h, status='ok'):
+        return {'job': f'segearthov/segearthov_vitb16_{ds}', 'dataset': ds, 'status': status,
+                'fills': 'T8 SegEarth-OV', 's-mIoU': h + 2, 'u-mIoU': h - 2, 'h-mIoU': h}
+    runs = [run('iSAID', 10.0), run('DLRSD', 20.0), run('OEM', 30.0),
+            {'job': 'catseg/catseg_vitb16_isaid', 'dataset': 'iSAID', 'status': 'ok',
+             'fills': 'T2 CAT-Seg', 's-mIoU': 1, 'u-mIoU': 1, 'h-mIoU': 1}]
+    free = R.training_free_values(TABLES, runs)
+    assert set(free) == {'SegEarth-OV'} and free['SegEarth-OV']['dlrsd']['u-mIoU'] == 18.0
+    R.write_all(tmp_path, TABLES, fake_values(), R.load_paper(), runs=runs, notes={})
+    lead = (tmp_path / 'leaderboard.md').read_text()
+    row = next(ln for ln in lead.splitlines() if 'SegEarth-OV (training-free)' in ln)
+    assert row.startswith('| beyond the paper |')
+    assert row.split('|')[3:9] == [' 10.00 ', ' 20.00 ', ' 30.00 ', ' 22.00 ', ' 18.00 ', ' 20.00 ']
+    assert 'not ranked with the trained methods' in lead
+    runs[1]['status'] = 'failed'  # a dataset missing: no average
+    assert '–' in R.leaderboard_markdown(TABLES[0], fake_values(), R.load_paper(),
+                                         training_free=R.training_free_values(TABLES, runs)).splitlines()[-3]
