@@ -18,6 +18,7 @@ from benchmarks.methods import get_method
 from benchmarks.runner.collect import all_result_jobs, finished_metrics, write_results
 from benchmarks.runner.launch import (LockedError, RunLock, env_prefix, execute, hms, schedule,
                                       shell, slot_envs, test_command, train_command)
+from benchmarks.runner.preflight import format_report, preflight
 from benchmarks.runner.plan import (JOB_JSON, METRICS, RUN_LOG, TRAIN_DONE, Job, JobState,
                                     RunStatus, build_jobs, config_iters, load_spec,
                                     merge_identical, seed_dirs)
@@ -325,11 +326,20 @@ def main(argv=None) -> int:
         print('error: nothing selected (check --tables / --methods / --datasets)', file=sys.stderr)
         return 2
     work = Path(opts.work_dir)
-    if opts.dry_run:  # read-only: no lock, no folders, no data
-        jobs = merge_identical(build_jobs(specs, work, opts.scale, opts.data_root, opts.force))
+    # read-only: no lock, no folders, no data
+    jobs = merge_identical(build_jobs(specs, work, opts.scale, opts.data_root, opts.force))
+    missing = preflight(jobs, opts.scale)
+    if opts.dry_run:
         estimate(jobs, work, opts.scale)
         print_plan(jobs, opts, tables)
+        print('\n' + format_report(missing, sum(j.state.runnable for j in jobs)))
         return 0
+    if any(m.blocking for m in missing):  # stop before the lock, any folder or any job
+        print(format_report(missing, sum(j.state.runnable for j in jobs)), file=sys.stderr)
+        print('error: inputs missing (above); nothing was started', file=sys.stderr)
+        return 2
+    if missing:
+        print(format_report(missing, sum(j.state.runnable for j in jobs)), flush=True)
     stop_on_sigterm()
     try:
         envs = slot_envs(opts)
