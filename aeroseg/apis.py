@@ -19,21 +19,30 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .config import load_config
-from .datasets.splits import resolve_class_names
+from .config import ScaleError, choose_scale, load_config  # noqa: F401 (ScaleError: callers)
+from .datasets.splits import check_name_list, resolve_class_names
 from .hooks import clear_outside_weights
 from .models.prompts import expand_class_names, reduce_synonyms
-from .utils.checkpoint import load_external_state_dict, load_into
+from .utils.checkpoint import load_external_state_dict, load_into, read_checkpoint_meta
 
 __all__ = ['init_model', 'segment', 'segment_scores', 'class_queries', 'score_batch']
 
 
 def init_model(config: str, checkpoint: Optional[str] = None, device: str = 'cpu',
-               scale: str = 'full', cfg_options: Optional[dict] = None):
-    """Build the model of ``config`` and load a trained ``checkpoint`` (our or a plain state dict)."""
+               scale: Optional[str] = None, cfg_options: Optional[dict] = None):
+    """Build the model of ``config`` and load a trained ``checkpoint`` (our or a plain state dict).
+
+    ``scale`` None: the scale the checkpoint records (``final_weights.pth``), else full
+    (:data:`aeroseg.config.SCALE_RULE`); one contradicting the checkpoint's is a
+    :class:`~aeroseg.config.ScaleError`."""
     import aeroseg  # noqa: F401  (registers everything)
     from mmseg.registry import MODELS
     from mmengine.registry import init_default_scope
+    if not os.path.isfile(config):
+        raise FileNotFoundError(f'{config}: no such config file; pass one under configs/, e.g. '
+                                f'configs/catseg/catseg_vitb16_isaid.py')
+    recorded = read_checkpoint_meta(checkpoint).get('scale') if checkpoint is not None else None
+    scale = choose_scale(scale, recorded, checkpoint=str(checkpoint), flag="scale='{}'")
     cfg = load_config(config, scale=scale, data_root=os.devnull if scale == 'mini' else None,
                       cfg_options=cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
@@ -52,6 +61,9 @@ def init_model(config: str, checkpoint: Optional[str] = None, device: str = 'cpu
 def _load_image(image: Union[str, np.ndarray]) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         from PIL import Image
+        if os.path.isdir(image):
+            raise IsADirectoryError(f'{image!r} is a folder, not an image: pass one image file '
+                                    f'(python -m aeroseg.infer --images takes folders)')
         if not os.path.isfile(image):
             raise FileNotFoundError(f'image not found: {image!r}')
         return np.asarray(Image.open(image).convert('RGB'))
@@ -66,7 +78,7 @@ def class_queries(class_names: Sequence[str]) -> Tuple[Tuple[str, ...], List[str
 
     The class is called by its first name; every name of every class must be unique.
     """
-    groups = [[p.strip() for p in str(e).split('|')] for e in _as_list(class_names)]
+    groups = [[p.strip() for p in str(e).split('|')] for e in _checked(class_names)]
     if any(not all(g) for g in groups):
         raise ValueError(f'empty name in the class list {list(class_names)} (check for a stray '
                          f'"," or "|")')
@@ -78,10 +90,8 @@ def class_queries(class_names: Sequence[str]) -> Tuple[Tuple[str, ...], List[str
     return names, queries, index
 
 
-def _as_list(class_names) -> list:
-    if isinstance(class_names, str):
-        raise TypeError(f'class names must be a list of strings, got the single string '
-                        f'{class_names!r}; pass e.g. {class_names.split(",")!r}')
+def _checked(class_names) -> list:
+    check_name_list(class_names)
     return list(class_names)
 
 

@@ -18,10 +18,33 @@ from typing import Optional
 
 from mmengine.config import Config
 
-__all__ = ['load_config', 'apply_mini_scale', 'set_data_root', 'REPO_ROOT', 'MINI_OVERLAY']
+__all__ = ['load_config', 'apply_mini_scale', 'set_data_root', 'choose_scale', 'ScaleError',
+           'SCALE_RULE', 'REPO_ROOT', 'MINI_OVERLAY']
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MINI_OVERLAY = REPO_ROOT / 'configs' / '_base_' / 'scale' / 'mini.py'
+
+
+# The one default scale of every entry point (benchmarks.run, benchmarks.train, benchmarks.test,
+# aeroseg.infer, aeroseg.apis.init_model); each --help quotes it.
+SCALE_RULE = ('default: the scale recorded in the checkpoint (every checkpoint the suite writes '
+              'records it), else full; only ./run_all.sh passes --scale mini by itself, when no '
+              'data root is configured (--data-root or $AEROSEG_DATA)')
+
+
+class ScaleError(ValueError):
+    """An explicit scale contradicting the one a checkpoint records."""
+
+
+def choose_scale(explicit: Optional[str], recorded: Optional[str] = None,
+                 checkpoint: str = 'this checkpoint', flag: str = '--scale {}') -> str:
+    """The scale by :data:`SCALE_RULE`. An ``explicit`` scale other than the ``recorded`` one is
+    a :class:`ScaleError`: ``"<checkpoint>: this checkpoint is mini scale: pass --scale mini"``."""
+    recorded = recorded if recorded in ('full', 'mini') else None
+    if explicit is not None and recorded and explicit != recorded:
+        raise ScaleError(f'{checkpoint}: this checkpoint is {recorded} scale: pass '
+                         f'{flag.format(recorded)}')
+    return explicit or recorded or 'full'
 
 
 def _resolve_assets(node) -> None:

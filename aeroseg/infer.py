@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .config import SCALE_RULE
 from .raster import (NODATA_LABEL, PIL_SUFFIXES, ClassMapWriter, InputError, check_writable_dir,
                      gdal_env, list_images, open_image, parse_bands, preview_step, publish,
                      read_decimated)
@@ -164,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='class names, comma-separated; synonyms after "|", scored by max '
                         '(e.g. "ship,harbor,oil tank|storage tank,water")')
     p.add_argument('--out', required=True, help='output folder (created if missing)')
-    p.add_argument('--scale', default='full', choices=('full', 'mini'),
-                   help='mini: the tiny mini-world version of CONFIG')
+    p.add_argument('--scale', default=None, choices=('full', 'mini'),
+                   help='mini: the tiny mini-world version of CONFIG; ' + SCALE_RULE)
     p.add_argument('--bands', default=None,
                    help='1-based bands as R,G,B (e.g. 3,2,1) or one band as grey; default 1,2,3')
     p.add_argument('--stretch', default='auto', choices=('auto', 'percentile', 'minmax', 'none'),
@@ -198,7 +199,8 @@ def _cfg_options(items: Optional[List[str]]) -> Optional[dict]:
 
 def _load_model(args):
     from .apis import init_model
-    from .utils.checkpoint import CheckpointError
+    from .config import ScaleError, choose_scale
+    from .utils.checkpoint import CheckpointError, read_checkpoint_meta
     if not os.path.isfile(args.config):
         raise InputError(f'{args.config}: no such config file; pass one under configs/, e.g. '
                          f'configs/catseg/catseg_vitb16_isaid.py')
@@ -209,9 +211,15 @@ def _load_model(args):
     import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     try:
+        recorded = read_checkpoint_meta(args.checkpoint).get('scale') if args.checkpoint else None
+        args.scale = choose_scale(args.scale, recorded, checkpoint=args.checkpoint)
         return init_model(args.config, args.checkpoint, device=device, scale=args.scale,
                           cfg_options=_cfg_options(args.cfg_options))
+    except ScaleError as e:
+        raise InputError(_one_line(e)) from e
     except CheckpointError as e:
+        if 'truncated or corrupt' in str(e) or 'is a folder' in str(e):
+            raise InputError(_one_line(e)) from e
         raise InputError(f'{_one_line(e)} Fix: pass the CHECKPOINT trained with {args.config} '
                          f'(and the same --scale, {args.scale!r} now).') from e
 

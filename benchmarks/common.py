@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 __all__ = ['REPO_ROOT', 'load_config', 'config_hash', 'config_digest', 'resolved_config',
            'option_args', 'parse_options', 'file_sha', 'mini_world_identity', 'mini_generator_version',
            'atomic_write_text', 'atomic_write_json', 'read_json', 'environment', 'git_commit', 'peak_memory', 'device_name',
-           'ConfigError', 'register_all', 'setup_work_dir', 'prepare_run']
+           'ConfigError', 'register_all', 'setup_work_dir', 'prepare_run', 'run_cli', 'scale_help']
 
 
 class ConfigError(RuntimeError):
@@ -305,6 +305,29 @@ def peak_memory() -> Dict[str, Optional[float]]:
 def environment() -> Dict[str, Any]:
     return {'git_commit': git_commit(), 'versions': package_versions(), 'device': device_name(),
             'host': platform.node()}
+
+
+def scale_help(what: str = '') -> str:
+    """The ``--scale`` help of every entry point: the one rule (``aeroseg.config.SCALE_RULE``)."""
+    from aeroseg.config import SCALE_RULE
+    return f'"mini": tiny widths on the generated mini data (CPU-sized){what}; {SCALE_RULE}'
+
+
+def run_cli(prog: str, verbose: bool, fn) -> int:
+    """``fn()``'s exit status; an error the user can fix (a config, checkpoint, scale, class list
+    or image) as one line ``<prog>: error: ...`` and exit 2, its traceback only with ``verbose``."""
+    from aeroseg.config import ScaleError
+    from aeroseg.datasets.splits import ClassListError
+    from aeroseg.utils.checkpoint import CheckpointError
+    try:
+        return fn()
+    except (ConfigError, CheckpointError, ScaleError, ClassListError, FileNotFoundError,
+            IsADirectoryError) as e:
+        if verbose:
+            raise
+        line = ' '.join(x.strip() for x in str(e).splitlines() if x.strip())
+        print(f'{prog}: error: {line} (--verbose for the traceback)', file=sys.stderr)
+        return 2
 
 
 def register_all() -> None:

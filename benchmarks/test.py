@@ -22,7 +22,8 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from benchmarks.common import atomic_write_json, environment, peak_memory, prepare_run
+from benchmarks.common import (atomic_write_json, environment, peak_memory, prepare_run, run_cli,
+                               scale_help)
 from benchmarks.train import build_runner
 
 METRICS = 'metrics.json'
@@ -37,17 +38,18 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', help='where logs and metrics.json go')
     p.add_argument('--show-dir', help='save painted predictions here (needs the config\'s '
                    'default_hooks.visualization)')
-    p.add_argument('--scale', choices=['full', 'mini'], default='full')
+    p.add_argument('--scale', choices=['full', 'mini'], default=None, help=scale_help())
     p.add_argument('--data-root', help='this dataset\'s processed root (overrides the config)')
     p.add_argument('--metrics-out', help=f'metrics JSON path (default <work_dir>/{METRICS})')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
                    help='override config keys, "xxx=yyy" (mmengine DictAction syntax)')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    p.add_argument('--verbose', action='store_true', help='full tracebacks on errors')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = p.parse_args(argv)
     if args.checkpoint is not None and args.checkpoint.lower() == 'none':
         args.checkpoint = None
-    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
+    if args.checkpoint is not None and not osp.exists(args.checkpoint):
         p.error(f'checkpoint not found: {args.checkpoint}')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -79,7 +81,15 @@ def to_plain(metrics) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    return run_cli('benchmarks.test', args.verbose, lambda: _test(args))
+
+
+def _test(args) -> int:
+    from aeroseg.config import choose_scale
+    from aeroseg.utils.checkpoint import read_checkpoint_meta
     t0 = time.time()
+    meta = read_checkpoint_meta(args.checkpoint) if args.checkpoint is not None else {}
+    args.scale = choose_scale(args.scale, meta.get('scale'), checkpoint=str(args.checkpoint))
     cfg, h, work_dir = prepare_run(args)
     if args.checkpoint is not None:
         cfg.load_from = args.checkpoint
@@ -95,7 +105,7 @@ def main(argv=None) -> int:
         out = args.metrics_out or osp.join(work_dir, METRICS)
         atomic_write_json(out, {
             'metrics': metrics, 'config': args.config, 'config_hash': h, 'scale': args.scale,
-            'checkpoint': args.checkpoint, 'data_root': args.data_root,
+            'checkpoint': args.checkpoint, 'checkpoint_config_hash': meta.get('config_hash'), 'data_root': args.data_root,
             'cfg_options': args.cfg_options, 'launcher': args.launcher,
             'wall_s': round(time.time() - t0, 2), 'argv': sys.argv,
             'finished_at': datetime.now(timezone.utc).isoformat(timespec='seconds'),

@@ -23,7 +23,8 @@ import time
 import warnings
 from datetime import datetime, timezone
 
-from benchmarks.common import atomic_write_json, environment, peak_memory, prepare_run
+from benchmarks.common import (atomic_write_json, environment, peak_memory, prepare_run, run_cli,
+                               scale_help)
 
 FINAL_WEIGHTS = 'final_weights.pth'
 TRAIN_DONE = 'train_done.json'
@@ -40,12 +41,12 @@ def parse_args(argv=None):
     p.add_argument('--amp', action='store_true', help='mixed precision (AmpOptimWrapper)')
     p.add_argument('--no-validate', action='store_true',
                    help='skip validation during training (the runner tests separately)')
-    p.add_argument('--scale', choices=['full', 'mini'], default='full',
-                   help='"mini": tiny widths on the generated mini data (CPU-sized)')
+    p.add_argument('--scale', choices=['full', 'mini'], default=None, help=scale_help())
     p.add_argument('--data-root', help='this dataset\'s processed root (overrides the config)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
                    help='override config keys, "xxx=yyy" (mmengine DictAction syntax)')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    p.add_argument('--verbose', action='store_true', help='full tracebacks on errors')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)  # torch.distributed.launch
     args = p.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -118,7 +119,13 @@ def save_final_weights(runner, path: str, meta: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    return run_cli('benchmarks.train', args.verbose, lambda: _train(args))
+
+
+def _train(args) -> int:
+    from aeroseg.config import choose_scale
     t0 = time.time()
+    args.scale = choose_scale(args.scale)
     cfg, h, work_dir = prepare_run(args)
     if args.amp:
         enable_amp(cfg)

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-__all__ = ['Split', 'get_split', 'register_split', 'available_splits', 'resolve_class_names']
+__all__ = ['Split', 'get_split', 'register_split', 'available_splits', 'resolve_class_names',
+           'check_name_list', 'ClassListError']
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,22 @@ def get_split(name: str) -> Split:
     return _SPLITS[key]
 
 
+class ClassListError(TypeError):
+    """A class list of the wrong type (one string instead of a list of names)."""
+
+
+def check_name_list(names) -> None:
+    """A class list must be a sequence of names: one string would be read as its characters."""
+    if isinstance(names, (str, bytes)):
+        raise ClassListError(f'class names must be a list of strings, got the single string {names!r} '
+                        f'(it would be read as the characters {list(str(names))[:4]}...); pass '
+                        f'{[n.strip() for n in str(names).split(",")]!r}')
+
+
 def resolve_class_names(names: Sequence[str], split: Optional[Split] = None) -> Tuple[str, ...]:
-    """Validate a user's class list: non-empty, unique, non-blank strings."""
+    """Validate a user's class list: non-empty, unique, non-blank strings. The names stay free
+    text (open vocabulary); the argument must be a sequence of them, not one string."""
+    check_name_list(names)
     names = tuple(str(n).strip() for n in names)
     if not names or any(not n for n in names):
         raise ValueError(f'class names must be non-empty strings, got {list(names)}')

@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import os
+import pickle
 from typing import Dict, Mapping, Optional
 
 import torch
 from torch import nn
 
-__all__ = ['load_external_state_dict', 'load_into', 'CheckpointError']
+__all__ = ['load_external_state_dict', 'load_into', 'read_checkpoint_meta', 'CheckpointError']
 
 
 class CheckpointError(RuntimeError):
@@ -21,6 +22,38 @@ class CheckpointError(RuntimeError):
 
 
 _WRAPPER_KEYS = ('state_dict', 'model', 'module')
+
+
+def _torch_load(path: str, what: str, mmap: bool = False):
+    """``torch.load(weights_only=True)`` with one-line errors naming the file and the fix."""
+    if os.path.isdir(path):
+        raise CheckpointError(f'{what}: {path!r} is a folder, not a checkpoint file: pass the '
+                              f'.pth file inside it (e.g. {os.path.join(path, "final_weights.pth")!r}).')
+    if not os.path.isfile(path):
+        raise CheckpointError(f'{what}: file not found: {path!r}. Download the official file and '
+                              f'pass its path (see README, "Checkpoints").')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:  # weights_only refused a pickled object
+        raise CheckpointError(
+            f'{what}: {path!r} is not a plain tensor checkpoint and was refused by torch.load('
+            f'weights_only=True): {str(e).splitlines()[0]} Outside weights must hold tensors only; '
+            f're-save the state dict with torch.save(model.state_dict(), path).') from e
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        if mmap and 'mmap' in str(e):  # a legacy (non-zip) file cannot be memory-mapped
+            return _torch_load(path, what, mmap=False)
+        raise CheckpointError(
+            f'{what}: {path!r} is truncated or corrupt ({os.path.getsize(path):,} bytes; torch: '
+            f'{str(e).splitlines()[0].split(". ")[0]}): copy or download it again, or retrain.') from e
+
+
+def read_checkpoint_meta(path: str | os.PathLike, what: str = 'checkpoint') -> Dict:
+    """The ``meta`` dict a suite checkpoint carries (``final_weights.pth``: config, config_hash,
+    iter, scale); ``{}`` for a plain state dict. Memory-mapped, so a large file is not read
+    whole; a truncated or unsafe file is a :class:`CheckpointError`."""
+    obj = _torch_load(os.fspath(path), what, mmap=True)
+    meta = obj.get('meta') if isinstance(obj, Mapping) else None
+    return dict(meta) if isinstance(meta, Mapping) else {}
 
 
 def load_external_state_dict(path: str | os.PathLike, what: str = 'checkpoint',
@@ -31,16 +64,7 @@ def load_external_state_dict(path: str | os.PathLike, what: str = 'checkpoint',
     ``prefix`` is given, keeps only keys under it (with the prefix stripped).
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f'{what}: file not found: {path!r}. Download the official file and '
-                              f'pass its path (see README, "Checkpoints").')
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # pickle.UnpicklingError and friends
-        raise CheckpointError(
-            f'{what}: {path!r} is not a plain tensor checkpoint and was refused by torch.load('
-            f'weights_only=True): {str(e).splitlines()[0]}. Outside weights must hold tensors only; '
-            f're-save the state dict with torch.save(model.state_dict(), path).') from e
+    obj = _torch_load(path, what)
     for _ in range(2):
         if isinstance(obj, Mapping):
             for k in _WRAPPER_KEYS:

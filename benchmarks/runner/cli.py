@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from benchmarks import results as R
-from benchmarks.common import REPO_ROOT, read_json
+from benchmarks.common import REPO_ROOT, read_json, run_cli, scale_help
 from benchmarks.methods import get_method
 from benchmarks.runner.collect import all_result_jobs, finished_metrics, write_results
 from benchmarks.runner.launch import (LockedError, RunLock, env_prefix, execute, hms, schedule,
                                       shell, slot_envs, test_command, train_command)
+from benchmarks.runner.preflight import format_report, preflight
 from benchmarks.runner.plan import (JOB_JSON, METRICS, RUN_LOG, TRAIN_DONE, Job, JobState,
                                     RunStatus, build_jobs, config_iters, load_spec,
                                     merge_identical, seed_dirs)
@@ -227,7 +228,7 @@ def parse_args(argv=None):
     p.add_argument('--methods', nargs='+', help='row labels (SAN, Config-A, ...) or method keys / '
                    'folders (aeroseg = every configs/aeroseg/ config); default: all')
     p.add_argument('--datasets', nargs='+', help='isaid dlrsd oem (or iSAID DLRSD OEM); default: all')
-    p.add_argument('--scale', choices=['full', 'mini'], default='full')
+    p.add_argument('--scale', choices=['full', 'mini'], default='full', help=scale_help())
     p.add_argument('--data-root', default=os.environ.get('AEROSEG_DATA') or None,
                    help='folder holding isaid/ dlrsd/ oem/ (default $AEROSEG_DATA, else each '
                    'config\'s own data_root; at mini scale the generated mini data)')
@@ -250,7 +251,8 @@ def parse_args(argv=None):
     p.add_argument('--commands', dest='verbose_plan', action='store_true',
                    help='with --dry-run: print each job\'s estimate basis and commands')
     p.add_argument('--force', action='store_true', help='rerun the selected jobs from scratch')
-    p.add_argument('--verbose', action='store_true', help='stream each job\'s output to the console')
+    p.add_argument('--verbose', action='store_true',
+                   help='stream each job\'s output to the console; full tracebacks on errors')
     p.add_argument('--spec', default='benchmarks.tables',
                    help='module name or .py file defining TABLES (see benchmarks/run.py)')
     p.add_argument('--paper-csv', default=str(R.PAPER_CSV))
@@ -314,6 +316,10 @@ def _closing_report(opts, tables, jobs: Sequence[Job], failures, rc: int) -> int
 
 def main(argv=None) -> int:
     opts = parse_args(argv)
+    return run_cli('benchmarks.run', opts.verbose, lambda: _main(opts))
+
+
+def _main(opts) -> int:
     all_tables = load_spec(opts.spec)
     try:
         tables = select_tables(all_tables, opts.tables)
@@ -325,11 +331,20 @@ def main(argv=None) -> int:
         print('error: nothing selected (check --tables / --methods / --datasets)', file=sys.stderr)
         return 2
     work = Path(opts.work_dir)
-    if opts.dry_run:  # read-only: no lock, no folders, no data
-        jobs = merge_identical(build_jobs(specs, work, opts.scale, opts.data_root, opts.force))
+    # read-only: no lock, no folders, no data
+    jobs = merge_identical(build_jobs(specs, work, opts.scale, opts.data_root, opts.force))
+    missing = preflight(jobs, opts.scale)
+    if opts.dry_run:
         estimate(jobs, work, opts.scale)
         print_plan(jobs, opts, tables)
+        print('\n' + format_report(missing, sum(j.state.runnable for j in jobs)))
         return 0
+    if any(m.blocking for m in missing):  # stop before the lock, any folder or any job
+        print(format_report(missing, sum(j.state.runnable for j in jobs)), file=sys.stderr)
+        print('error: inputs missing (above); nothing was started', file=sys.stderr)
+        return 2
+    if missing:
+        print(format_report(missing, sum(j.state.runnable for j in jobs)), flush=True)
     stop_on_sigterm()
     try:
         envs = slot_envs(opts)
