@@ -426,21 +426,23 @@ def cross_leaderboard_section(table, values: CrossValues) -> str:
         nov = [mean_std(values.get((table.id, r.label) + p, {}).get('novel-name mIoU', ()))[0]
                for p in pairs if got[p] is not None]
         done = [v for v in got.values() if v is not None]
-        rows.append((r.label, got, _nanmean(done) if done else None,
-                     _nanmean(nov) if nov else None, len(done)))
-    have = max([n for *_, n in rows] + [0])
-    rows.sort(key=lambda x: (x[4] < have or not have, -(x[2] or 0.0)))
+        rows.append((r.label if r.train else f'{r.label} (training-free)', got,
+                     _nanmean(done) if done else None, _nanmean(nov) if nov else None, len(done),
+                     r.train))
+    have = max([x[4] for x in rows if x[5]] + [0])
+    rows.sort(key=lambda x: (not x[5], x[4] < have or not have, -(x[2] or 0.0)))
     head = (['Rank', 'Method'] + [f'from {_label(s)}' for s in table.sources]
             + ['Avg mIoU', 'Avg novel-name mIoU', 'pairs'])
-    lines = [f'## Cross-dataset zero-shot (Table {table.number}, {BEYOND})', '',
-             f'Mean mIoU over the targets of each training dataset (every other dataset with '
-             f'data), then over all pairs; ranked among the methods with a result on every pair '
-             f'that has one (`table{table.number}.md` has the cells and the seen-name / '
+    lines = [f'## Cross-dataset zero-shot (Table {table.number}, beyond the paper)', '',
+             f'No paper column: the paper has no such table. Mean mIoU over the targets of each '
+             f'training dataset (every other dataset with data), then over all pairs; trained '
+             f'methods ranked among those with a result on every pair that has one; training-free '
+             f'rows unranked (`table{table.number}.md` has the cells and the seen-name / '
              f'novel-name split).', '',
              '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     rank = 0
-    for label, got, avg, nov, n in rows:
-        complete = bool(have) and n == have
+    for label, got, avg, nov, n, trained in rows:
+        complete = trained and bool(have) and n == have
         rank += complete
         blocks = [_nanmean(v for (s, _), v in got.items() if s == src and v is not None)
                   for src in table.sources]
