@@ -11,9 +11,10 @@ For a trained row, source S, target T and seed K the plan holds
   reruns, when the source is retrained. It waits for the source job (:class:`JobState.WAIT`).
 
 A training-free row (SegEarth-OV) has no source: its cells are its plain test on T (the same
-job as Table 8's on iSAID / DLRSD / OEM). Targets without data are not planned: at mini scale
-the ones the mini world does not generate (LoveDA, Potsdam, Vaihingen), at full scale a
-cross-only target whose data root does not exist; their cells say why.
+job as Table 8's on iSAID / DLRSD / OEM). Targets without data are not planned, their cells
+say why: a cross-only target (LoveDA, Potsdam, Vaihingen) whose folder under ``--data-root``
+(else its config's ``data_root``) does not exist, or, at mini scale without ``--data-root``,
+that the mini world does not generate.
 """
 from __future__ import annotations
 
@@ -47,19 +48,20 @@ def split_selection(wanted: Optional[Iterable[str]], cross_tables) -> Tuple[List
 def missing_targets(cross_tables, scale: str, data_root: Optional[str]) -> Dict[str, str]:
     """Target -> why it is not run (no data), for the targets of ``cross_tables``."""
     out = {}
-    for t in {x for tab in cross_tables for x in tab.targets}:
-        if scale == 'mini':
+    for t in {x for tab in cross_tables for x in tab.targets} - set(DATASETS):
+        # Table 2's datasets are planned as Table 2 plans them; a cross-only target needs its data
+        root = data_root_for(data_root, t)
+        if root is None and scale == 'mini':
             from aeroseg.mini import MINI_DATASETS
             if t not in MINI_DATASETS:
                 out[t] = (f'not run at mini scale: the mini world generates no {dataset_label(t)} '
                           f'(only {", ".join(dataset_label(d) for d in MINI_DATASETS)})')
-        elif t not in DATASETS:  # Table 2's datasets are planned as Table 2 plans them
-            root = data_root_for(data_root, t)
-            if root is None:
-                base = REPO_ROOT / 'configs' / '_base_' / 'datasets' / f'{t}.py'
-                root = str(REPO_ROOT / raw_config(base).data_root)
-            if not Path(root).is_dir():
-                out[t] = f'not run: no data at {root} (configs/_base_/datasets/{t}.py says how to make it)'
+            continue
+        if root is None:
+            root = str(REPO_ROOT / raw_config(REPO_ROOT / 'configs' / '_base_' / 'datasets'
+                                              / f'{t}.py').data_root)
+        if not Path(root).is_dir():
+            out[t] = f'not run: no data at {root} (configs/_base_/datasets/{t}.py says how to make it)'
     return out
 
 

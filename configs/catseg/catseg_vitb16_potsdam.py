@@ -3,4 +3,5 @@
 _base_ = ['../_base_/models/catseg_vitb16.py', '../_base_/datasets/potsdam.py',
           '../_base_/default_runtime.py']
 model = dict(vocabulary=dict(split='potsdam', train='all', test='all'))  # no training here
+val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

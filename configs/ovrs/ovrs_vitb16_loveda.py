@@ -3,4 +3,5 @@
 _base_ = ['../_base_/models/ovrs_vitb16.py', '../_base_/datasets/loveda.py',
           '../_base_/default_runtime.py']
 model = dict(vocabulary=dict(split='loveda', train='all', test='all'))  # no training here
+val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
