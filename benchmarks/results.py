@@ -10,7 +10,10 @@ Everything goes under ``results/<scale>/``, each file written atomically:
 * ``runs.csv`` - one row per job and seed: all metrics (and their mean / std over the config's
   finished seeds), per-class IoU, seed, config hash, git commit, package versions, wall times,
   peak memory, device, status, error, commands.
-* ``leaderboard.md`` - Table 2 with averages over the datasets, sorted by average h-mIoU.
+* ``leaderboard.md`` - Table 2 with averages over the datasets, sorted by average h-mIoU; and,
+  once Table 9 has run, its cross-dataset section (mean mIoU over the targets).
+* ``table9.csv`` / ``table9.md`` - the cross-dataset table, beyond the paper (no paper column):
+  long form ``table,config,source,dataset,metric,value,classes``; one block per training dataset.
 
 :func:`compare_expected` is the CI regression hook: it compares the tables against a stored
 ``results/mini/expected.csv`` (same long form) within a tolerance.
@@ -236,8 +239,9 @@ def runs_csv_text(runs: Sequence[Mapping]) -> str:
 
 def write_all(out_dir: Path | str, tables: Sequence[Table], values: CellValues, paper: PaperValues,
               runs: Sequence[Mapping], notes: Mapping[Tuple[str, str, str], str] | None = None,
-              scale: str = 'full') -> List[Path]:
-    """Write every table (CSV + Markdown), runs.csv and leaderboard.md; returns the paths."""
+              scale: str = 'full', leaderboard_extra: str = '') -> List[Path]:
+    """Write every table (CSV + Markdown), runs.csv and leaderboard.md (``leaderboard_extra``
+    appended, e.g. the cross-dataset section); returns the paths."""
     out_dir = Path(out_dir)
     written = []
     for t in tables:
@@ -254,14 +258,16 @@ def write_all(out_dir: Path | str, tables: Sequence[Table], values: CellValues, 
     if t2:
         p = out_dir / 'leaderboard.md'
         atomic_write_text(p, leaderboard_markdown(t2[0], values, paper, scale,
-                                                  training_free_values(tables, runs)))
+                                                  training_free_values(tables, runs))
+                          + ('\n' + leaderboard_extra if leaderboard_extra else ''))
         written.append(p)
     return written
 
 
 def read_long_csv(path: Path | str) -> Dict[Tuple[str, str, str, str], Optional[float]]:
     with open(path, newline='', encoding='utf-8') as f:
-        return {(r['table'], r['config'], r['dataset'], r['metric']):
+        return {(r['table'], r['config'],  # a cross table's cells: 'Source→Target'
+                 f'{r["source"]}→{r["dataset"]}' if r.get('source') else r['dataset'], r['metric']):
                 (float(r['value']) if r.get('value') not in (None, '') else None)
                 for r in csv.DictReader(f)}
 
@@ -302,3 +308,161 @@ def write_expected(results_dir: Path | str, out_csv: Path | str,
         raise ValueError(f'no finished cells in {results_dir}: nothing to freeze into {out_csv}')
     atomic_write_text(out_csv, _csv_text(('table', 'config', 'dataset', 'metric', 'value'), rows))
     return len(rows)
+
+
+# ------------------------------------------------------------------ Table 9 (beyond the paper) ---
+CROSS_COLUMNS = ('table', 'config', 'source', 'dataset', 'metric', 'value', 'classes')
+# (table id, row label, source key, target key) -> metric -> values over seeds
+CrossValues = Mapping[Tuple[str, str, str, str], Mapping[str, Sequence[float]]]
+BEYOND = 'beyond the paper: the paper has no such table, so no paper column'
+
+
+def _nanmean(vals: Iterable[Optional[float]]) -> Optional[float]:
+    got = [float(v) for v in vals if v is not None and not math.isnan(float(v))]
+    return statistics.fmean(got) if got else None
+
+
+def cross_split(source: str, target: str) -> Dict[str, Tuple[str, ...]]:
+    """Target class names per Table 9 metric: all, seen-name and novel-name (splits.py)."""
+    from aeroseg.datasets.splits import get_split, name_split
+    cls = get_split(target).classes
+    seen, novel = name_split(source, target)
+    return {'mIoU': cls, 'seen-name mIoU': tuple(cls[i] for i in seen),
+            'novel-name mIoU': tuple(cls[i] for i in novel)}
+
+
+def cross_cell_metrics(metrics: Mapping[str, float], source: str, target: str) -> Dict[str, float]:
+    """A cross job's metrics as Table 9 reads them: the evaluator's mIoU over the target's classes,
+    and the mean IoU (NaN classes left out, as the evaluator does) over the seen-name and the
+    novel-name classes (``IoU.<class>``); a group without classes has no value."""
+    def iou(name):
+        for k, v in metrics.items():
+            if k.split('/')[-1] == f'IoU.{name}':
+                return v
+        return None
+    out = {}
+    for m, names in cross_split(source, target).items():
+        v = _nanmean(iou(n) for n in names) if m != 'mIoU' else next(
+            (metrics[k] for k in metrics if k.split('/')[-1] == 'mIoU'), None)
+        if v is not None and not math.isnan(float(v)):
+            out[m] = float(v)
+    return out
+
+
+def _label(ds: str) -> str:
+    from benchmarks.tables import dataset_label
+    return dataset_label(ds)
+
+
+def cross_long_rows(table, values: CrossValues) -> List[Dict[str, str]]:
+    """Long-form rows of a cross table: blocks (sources), rows, targets, metrics."""
+    out = []
+    for src in table.sources:
+        for row in table.rows:
+            for tgt in table.targets:
+                if tgt == src:
+                    continue
+                split = cross_split(src, tgt)
+                for m in table.metrics:
+                    v, _, _ = mean_std(values.get((table.id, row.label, src, tgt), {}).get(m, ()))
+                    out.append({'table': table.id, 'config': row.label, 'source': _label(src),
+                                'dataset': _label(tgt), 'metric': m,
+                                'value': '' if v is None else f'{v:.4f}',
+                                'classes': '; '.join(split[m])})
+    return out
+
+
+def _cell(vals: Mapping[str, Sequence[float]]) -> str:
+    """'mIoU (seen-name / novel-name)'; ± std over seeds on the mIoU."""
+    m, s, n = mean_std(vals.get('mIoU', ()))
+    if m is None:
+        return '–'
+    part = [_fmt(mean_std(vals.get(k, ()))[0]) or '–' for k in ('seen-name mIoU', 'novel-name mIoU')]
+    return (f'{m:.2f}' if n <= 1 else f'{m:.2f} ± {s:.2f}') + f' ({part[0]} / {part[1]})'
+
+
+def cross_markdown(table, values: CrossValues, notes: Mapping[Tuple[str, str, str, str], str],
+                   scale: str = 'full') -> str:
+    """One block per training dataset: rows x targets, each cell 'mIoU (seen-name / novel-name)'."""
+    lines = [f'# Table {table.number}: {table.title}', '',
+             f'Scale: **{scale}**. {BEYOND[0].upper() + BEYOND[1:]}. Each model is trained on the '
+             'block\'s dataset (its Table 2 job, checkpoint reused) and tested on each other '
+             'dataset with that dataset\'s full vocabulary and the method\'s config for it. Cell: '
+             'mIoU over the target\'s classes (seen-name mIoU / novel-name mIoU): seen-name classes '
+             'are those whose name or a synonym (aeroseg/datasets/splits.py) was in the source\'s '
+             'training vocabulary (its seen classes); novel-name the others. – = no result. '
+             'Training-free rows saw no names; their split columns use the block\'s for comparison.'
+             + ('' if scale == 'full' else ' Mini-scale numbers come from tiny models on generated '
+                'data: they test the pipeline only.'), '']
+    for src in table.sources:
+        tgts = [t for t in table.targets if t != src]
+        lines += [f'## Trained on {_label(src)}', '',
+                  '| Method | ' + ' | '.join(_label(t) for t in tgts) + ' |',
+                  '|' + '---|' * (len(tgts) + 1)]
+        for row in table.rows:
+            lines.append(f'| {row.label} | ' + ' | '.join(
+                _cell(values.get((table.id, row.label, src, t), {})) for t in tgts) + ' |')
+        lines += ['', 'Seen-name classes per target: ' + '; '.join(
+            f'{_label(t)}: {", ".join(cross_split(src, t)["seen-name mIoU"]) or "none"} '
+            f'({len(cross_split(src, t)["seen-name mIoU"])} of {len(cross_split(src, t)["mIoU"])})'
+            for t in tgts) + '.', '']
+        why = [(k, v) for k, v in notes.items() if k[0] == table.id and k[2] == src
+               and (k[0], k[1], k[2], k[3]) not in values]
+        if why:
+            lines += ['Empty cells:', '']
+            lines += [f'- {row} / {_label(tgt)}: {reason}' for (_, row, _, tgt), reason in why]
+            lines.append('')
+    return '\n'.join(lines).rstrip() + '\n'
+
+
+def cross_leaderboard_section(table, values: CrossValues) -> str:
+    """The leaderboard's cross-dataset section: per method, its mean mIoU over the targets of
+    each source block and over every pair, and the mean novel-name mIoU; ranked by the mean
+    mIoU when every pair with data has a result (the others unranked, last)."""
+    pairs = [(s, t) for s in table.sources for t in table.targets if t != s]
+    rows = []
+    for r in table.rows:
+        got = {p: mean_std(values.get((table.id, r.label) + p, {}).get('mIoU', ()))[0] for p in pairs}
+        nov = [mean_std(values.get((table.id, r.label) + p, {}).get('novel-name mIoU', ()))[0]
+               for p in pairs if got[p] is not None]
+        done = [v for v in got.values() if v is not None]
+        rows.append((r.label if r.train else f'{r.label} (training-free)', got,
+                     _nanmean(done) if done else None, _nanmean(nov) if nov else None, len(done),
+                     r.train))
+    have = max([x[4] for x in rows if x[5]] + [0])
+    rows.sort(key=lambda x: (not x[5], x[4] < have or not have, -(x[2] or 0.0)))
+    head = (['Rank', 'Method'] + [f'from {_label(s)}' for s in table.sources]
+            + ['Avg mIoU', 'Avg novel-name mIoU', 'pairs'])
+    lines = [f'## Cross-dataset zero-shot (Table {table.number}, beyond the paper)', '',
+             f'No paper column: the paper has no such table. Mean mIoU over the targets of each '
+             f'training dataset (every other dataset with data), then over all pairs; trained '
+             f'methods ranked among those with a result on every pair that has one; training-free '
+             f'rows unranked (`table{table.number}.md` has the cells and the seen-name / '
+             f'novel-name split).', '',
+             '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    rank = 0
+    for label, got, avg, nov, n, trained in rows:
+        complete = trained and bool(have) and n == have
+        rank += complete
+        blocks = [_nanmean(v for (s, _), v in got.items() if s == src and v is not None)
+                  for src in table.sources]
+        lines.append('| ' + ' | '.join([str(rank) if complete else '–', label]
+                                       + [_fmt(b) or '–' for b in blocks]
+                                       + [_fmt(avg) or '–', _fmt(nov) or '–', str(n)]) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def write_cross(out_dir: Path | str, tables, values: CrossValues,
+                notes: Mapping[Tuple[str, str, str, str], str], scale: str = 'full'
+                ) -> Tuple[List[Path], str]:
+    """``table<N>.csv`` / ``.md`` of each cross table; returns the paths and the leaderboard
+    section(s) for :func:`write_all`."""
+    out_dir, written, sections = Path(out_dir), [], []
+    for t in tables:
+        p = out_dir / f'table{t.number}.csv'
+        atomic_write_text(p, _csv_text(CROSS_COLUMNS, cross_long_rows(t, values)))
+        q = out_dir / f'table{t.number}.md'
+        atomic_write_text(q, cross_markdown(t, values, notes, scale))
+        written += [p, q]
+        sections.append(cross_leaderboard_section(t, values))
+    return written, '\n'.join(sections)

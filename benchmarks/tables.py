@@ -29,14 +29,17 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from benchmarks.methods import get_method
 
 __all__ = ['DATASETS', 'Row', 'Table', 'TABLES', 'Cell', 'JobSpec', 'cells', 'plan_jobs',
-           'method_row', 'select_tables', 'paper_iterations', 'VAL_IMAGES']
+           'method_row', 'select_tables', 'paper_iterations', 'VAL_IMAGES', 'CrossTable',
+           'CrossCell', 'CROSS_TABLES', 'CROSS_METRICS', 'cross_cells', 'dataset_label']
 
 # dataset key (file names, data dirs) -> label as the paper's tables print it.
 DATASETS: Dict[str, str] = {'isaid': 'iSAID', 'dlrsd': 'DLRSD', 'oem': 'OEM'}
 ALL_DS: Tuple[str, ...] = tuple(DATASETS)
 
-# Validation images per dataset (paper Sec. 4.1); used only for the dry-run time estimate.
-VAL_IMAGES: Dict[str, int] = {'isaid': 6363, 'dlrsd': 1401, 'oem': 5195}
+# Validation images per dataset (paper Sec. 4.1; the cross-dataset targets: mmseg's converters'
+# val splits); used only for the dry-run time estimate.
+VAL_IMAGES: Dict[str, int] = {'isaid': 6363, 'dlrsd': 1401, 'oem': 5195,
+                              'loveda': 1669, 'potsdam': 2016, 'vaihingen': 398}
 
 HSU = ('s-mIoU', 'u-mIoU', 'h-mIoU')
 
@@ -135,6 +138,14 @@ TABLES: Tuple[Table, ...] = (
 )
 
 
+def dataset_label(key: str) -> str:
+    """A dataset key as the tables print it (the cross-dataset targets' from splits.py)."""
+    if key in DATASETS:
+        return DATASETS[key]
+    from aeroseg.datasets.splits import get_split
+    return get_split(key).display
+
+
 @dataclass(frozen=True)
 class Cell:
     """One (table, row, dataset) group of cells; ``metrics`` are its columns."""
@@ -152,6 +163,17 @@ class Cell:
     @property
     def dataset_label(self) -> str:
         return DATASETS.get(self.dataset, self.dataset)
+
+
+@dataclass(frozen=True)
+class CrossCell(Cell):
+    """A Table 9 cell group: ``label`` trained on ``source``, tested on ``dataset`` (the target)
+    with the target's config. ``row`` = ``'<label> <Source>→<Target>'`` (unique per job and
+    cell, as the runner's fills print it); ``source_config``: the Table 2 job's config whose
+    ``final_weights.pth`` it tests ('' for a training-free row)."""
+    source: str = ''
+    label: str = ''
+    source_config: str = ''
 
 
 @dataclass
@@ -281,6 +303,62 @@ def plan_jobs(cell_list: Sequence[Cell], seeds: Sequence[int] = (0,)) -> List[Jo
                                  f'{c.dataset} (or with other overrides) ({c.table} {c.row})')
             job.cells.append(c)
     return list(jobs.values())
+
+
+# ------------------------------------------------------------------ Table 9 (beyond the paper) ---
+CROSS_METRICS = ('mIoU', 'seen-name mIoU', 'novel-name mIoU')
+
+
+@dataclass(frozen=True)
+class CrossTable:
+    """A cross-dataset table of our own: each row's model trained on a source dataset (its
+    Table 2 job) and tested on every other target with the target's full vocabulary.
+
+    Row configs are templates over sources and targets alike (``{ds}``): the source job is
+    ``row.config`` at the source, the test uses the method's config for the target (its
+    preprocessing and test mode) with the source job's ``final_weights.pth``."""
+    id: str
+    title: str
+    rows: Tuple[Row, ...]
+    sources: Tuple[str, ...]
+    targets: Tuple[str, ...]
+    metrics: Tuple[str, ...] = CROSS_METRICS
+
+    @property
+    def number(self) -> int:
+        return int(self.id.lstrip('T'))
+
+
+CROSS_TABLES: Tuple[CrossTable, ...] = (
+    CrossTable('T9', 'Cross-dataset zero-shot (beyond the paper): trained on one dataset, tested '
+               'on the others', TABLES[0].rows + (method_row('segearthov'),), ALL_DS,
+               ALL_DS + ('loveda', 'potsdam', 'vaihingen')),
+)
+
+
+def cross_cells(tables: Sequence[CrossTable], methods: Optional[Iterable[str]] = None,
+                sources: Optional[Iterable[str]] = None) -> List[CrossCell]:
+    """Every off-diagonal (row, source, target) cell group of ``tables``; ``methods`` as in
+    :func:`cells`, ``sources`` filters the training datasets (keys or labels)."""
+    keep = _dataset_keys(sources)
+    m_keep = {_norm(m) for m in methods} if methods else None
+    out = []
+    for t in tables:
+        for r in t.rows:
+            if m_keep is not None and not m_keep & {_norm(r.label), _norm(_method_of(r))}:
+                continue
+            for src in t.sources:
+                if keep is not None and src not in keep:
+                    continue
+                for tgt in t.targets:
+                    if tgt == src:
+                        continue
+                    out.append(CrossCell(
+                        t.id, f'{r.label} {dataset_label(src)}→{dataset_label(tgt)}', tgt,
+                        r.config.format(ds=tgt), r.train, t.metrics, _method_of(r),
+                        dict(r.cfg_options), dict(r.weights), r.variant_name, source=src,
+                        label=r.label, source_config=r.config.format(ds=src) if r.train else ''))
+    return out
 
 
 # Training iterations stated by the paper (Sec. 4.2) for AerOSeg; the dry-run estimate falls back

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 __all__ = ['Split', 'get_split', 'register_split', 'available_splits', 'resolve_class_names',
-           'check_name_list', 'ClassListError']
+           'check_name_list', 'ClassListError', 'name_split']
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,10 @@ class Split:
     @property
     def unseen_classes(self) -> Tuple[str, ...]:
         return tuple(self.classes[i] for i in self.unseen)
+
+    def names(self, i: int) -> Tuple[str, ...]:
+        """Class ``i``'s name and its synonyms."""
+        return (self.classes[i],) + tuple(self.synonyms.get(i, ()))
 
     def index(self, name: str) -> int:
         """Id of a class name; a clear error naming the valid names otherwise."""
@@ -135,6 +139,19 @@ def resolve_class_names(names: Sequence[str], split: Optional[Split] = None) -> 
         for n in names:
             split.index(n)
     return names
+
+
+def name_split(source: str, target: str,
+               train_ids: Optional[Sequence[int]] = None) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """Target ids whose name or a synonym the source's training vocabulary held ("seen-name")
+    and the others ("novel-name"); names compared case-insensitively. ``train_ids``: the
+    source's training vocabulary (default: its seen classes)."""
+    src, tgt = get_split(source), get_split(target)
+    ids = src.seen if train_ids is None else tuple(train_ids)
+    trained = {n.strip().lower() for i in ids for n in src.names(i)}
+    seen = tuple(i for i in range(tgt.num_classes)
+                 if any(n.strip().lower() in trained for n in tgt.names(i)))
+    return seen, tuple(i for i in range(tgt.num_classes) if i not in seen)
 
 
 register_split(Split(

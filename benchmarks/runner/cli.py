@@ -19,10 +19,13 @@ from benchmarks.runner.collect import all_result_jobs, finished_metrics, write_r
 from benchmarks.runner.launch import (LockedError, RunLock, env_prefix, execute, hms, schedule,
                                       shell, slot_envs, test_command, train_command)
 from benchmarks.runner.preflight import format_report, preflight
+from benchmarks.runner.cross import (add_cross_jobs, cross_result_jobs, has_cross_runs,
+                                     print_cross_plan, split_selection)
 from benchmarks.runner.plan import (JOB_JSON, METRICS, RUN_LOG, TRAIN_DONE, Job, JobState,
-                                    RunStatus, build_jobs, config_iters, load_spec,
+                                    RunStatus, build_jobs, config_iters, load_cross_spec, load_spec,
                                     merge_identical, seed_dirs)
-from benchmarks.tables import DATASETS, VAL_IMAGES, cells, paper_iterations, plan_jobs, select_tables
+from benchmarks.tables import (DATASETS, VAL_IMAGES, cells, cross_cells, paper_iterations,
+                               plan_jobs, select_tables)
 
 __all__ = ['parse_args', 'main', 'print_plan', 'estimate', 'progress']
 
@@ -224,7 +227,8 @@ def run_plan(jobs: Sequence[Job], opts, envs, write_tables, failures: List[Tuple
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog='python -m benchmarks.run',
                                 description='Regenerate the paper\'s tables (benchmarks/tables.py), resumably.')
-    p.add_argument('--tables', nargs='+', help='table numbers (2 3 ... or T2 ...); default: all')
+    p.add_argument('--tables', nargs='+', help='table numbers (2 3 ... or T2 ...); default: all of '
+                   'the paper\'s; 9 = cross-dataset zero-shot (beyond the paper, only when named)')
     p.add_argument('--methods', nargs='+', help='row labels (SAN, Config-A, ...) or method keys / '
                    'folders (aeroseg = every configs/aeroseg/ config); default: all')
     p.add_argument('--datasets', nargs='+', help='isaid dlrsd oem (or iSAID DLRSD OEM); default: all')
@@ -314,6 +318,17 @@ def _closing_report(opts, tables, jobs: Sequence[Job], failures, rc: int) -> int
     return rc
 
 
+def _plan(specs, cross, all_tables, opts) -> List[Job]:
+    """The jobs of the selected tables, then the cross tables' (Table 9) jobs, estimated."""
+    work = Path(opts.work_dir)
+    jobs = merge_identical(build_jobs(specs, work, opts.scale, opts.data_root, opts.force))
+    if cross:
+        jobs = add_cross_jobs(jobs, cross, all_tables, opts, opts.seeds, opts.methods,
+                              opts.datasets, opts.force)
+    estimate(jobs, work, opts.scale)
+    return jobs
+
+
 def main(argv=None) -> int:
     opts = parse_args(argv)
     return run_cli('benchmarks.run', opts.verbose, lambda: _main(opts))
@@ -321,22 +336,25 @@ def main(argv=None) -> int:
 
 def _main(opts) -> int:
     all_tables = load_spec(opts.spec)
+    all_cross = load_cross_spec(opts.spec)
     try:
-        tables = select_tables(all_tables, opts.tables)
-        specs = plan_jobs(cells(tables, opts.methods, opts.datasets), opts.seeds)
+        wanted, cross = split_selection(opts.tables, all_cross)
+        tables = select_tables(all_tables, wanted) if wanted or not cross else []
+        specs = plan_jobs(cells(tables, opts.methods, opts.datasets), opts.seeds) if tables else []
+        n_cross = len(cross_cells(cross, opts.methods, opts.datasets))
     except ValueError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    if not specs:
+    if not specs and not n_cross:
         print('error: nothing selected (check --tables / --methods / --datasets)', file=sys.stderr)
         return 2
     work = Path(opts.work_dir)
     # read-only: no lock, no folders, no data
-    jobs = merge_identical(build_jobs(specs, work, opts.scale, opts.data_root, opts.force))
+    jobs = _plan(specs, cross, all_tables, opts)
     missing = preflight(jobs, opts.scale)
     if opts.dry_run:
-        estimate(jobs, work, opts.scale)
-        print_plan(jobs, opts, tables)
+        print_plan(jobs, opts, list(tables) + list(cross))
+        print_cross_plan(jobs, cross, opts) if cross else None
         print('\n' + format_report(missing, sum(j.state.runnable for j in jobs)))
         return 0
     if any(m.blocking for m in missing):  # stop before the lock, any folder or any job
@@ -357,12 +375,17 @@ def _main(opts) -> int:
     rc = 0
     jobs: List[Job] = []
 
+    out_cross = all_cross if cross or has_cross_runs(work, opts.scale) else ()
+
     def write_tables():
-        return write_results(all_result_jobs(all_tables, opts, jobs), opts, all_tables)
+        res = all_result_jobs(all_tables, opts, jobs)
+        if out_cross:
+            res = cross_result_jobs(out_cross, all_tables, opts, res)
+        return write_results(res, opts, all_tables, out_cross)
     try:
-        jobs = merge_identical(build_jobs(specs, work, opts.scale, opts.data_root, opts.force))
-        estimate(jobs, work, opts.scale)
-        print_plan(jobs, opts, tables)
+        jobs = _plan(specs, cross, all_tables, opts)
+        print_plan(jobs, opts, list(tables) + list(cross))
+        print_cross_plan(jobs, cross, opts) if cross else None
         print(flush=True)
         run_plan(jobs, opts, envs, write_tables, failures)
     except KeyboardInterrupt:

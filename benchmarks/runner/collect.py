@@ -103,10 +103,10 @@ def collect(all_jobs: Sequence[Job], opts, tables) -> Tuple[dict, dict, List[dic
                 v = metric(mets, name)
                 if v is not None:
                     values.setdefault((c.table, c.row, c.dataset), {}).setdefault(name, []).append(float(v))
-    # mean / std over the seeds of each config, on every row of that config
+    # mean / std over the seeds of each job (config and variant), on every row of that job
     by_config: Dict[str, List[dict]] = {}
     for row in runs:
-        by_config.setdefault(row['config'], []).append(row)
+        by_config.setdefault(row['job'], []).append(row)
     for rows in by_config.values():
         done = [r for r in rows if r['status'] == RunStatus.OK]
         for r in rows:
@@ -135,10 +135,17 @@ def collect(all_jobs: Sequence[Job], opts, tables) -> Tuple[dict, dict, List[dic
     return values, notes, runs
 
 
-def write_results(all_jobs: Sequence[Job], opts, tables) -> Path:
+def write_results(all_jobs: Sequence[Job], opts, tables, cross_tables=()) -> Path:
+    """Every table (and the cross tables, e.g. Table 9, from the same jobs) to
+    ``results/<scale>/``."""
     values, notes, runs = collect(all_jobs, opts, tables)
     out = Path(opts.results_dir) / opts.scale
-    R.write_all(out, tables, values, R.load_paper(opts.paper_csv), runs, notes, opts.scale)
+    extra = ''
+    if cross_tables:
+        from benchmarks.runner.cross import collect_cross
+        cv, cnotes = collect_cross(all_jobs, cross_tables, notes, opts.scale, opts.data_root)
+        extra = R.write_cross(out, cross_tables, cv, cnotes, opts.scale)[1]
+    R.write_all(out, tables, values, R.load_paper(opts.paper_csv), runs, notes, opts.scale, extra)
     return out
 
 

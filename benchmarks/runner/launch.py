@@ -30,9 +30,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from benchmarks.common import REPO_ROOT, atomic_write_json, atomic_write_text, option_args, read_json
 from benchmarks.runner.plan import (FINAL_WEIGHTS, JOB_JSON, METRICS, RUN_LOG, Job, JobState,
-                                    RunStatus)
+                                    RunStatus, has_final_weights)
 
-__all__ = ['LOCK_NAME', 'train_command', 'test_command', 'shell', 'LockedError', 'RunLock',
+__all__ = ['LOCK_NAME', 'train_command', 'test_command', 'checkpoint_of', 'shell', 'LockedError', 'RunLock',
            'stop_all_children', 'run_logged', 'error_from_log', 'slot_envs', 'execute', 'schedule']
 
 LOCK_NAME = '.runner.lock'
@@ -74,8 +74,16 @@ def train_command(job: Job, opts, resume: bool) -> List[str]:
                  + (['--resume'] if resume else []), opts)
 
 
+def checkpoint_of(job: Job) -> Optional[Path]:
+    """The weights the job's test loads: its own ``final_weights.pth``, its source job's for a
+    cross-dataset job (``weights_from``), none for a training-free one."""
+    if job.weights_from is not None:
+        return job.weights_from.dir / FINAL_WEIGHTS
+    return job.dir / FINAL_WEIGHTS if job.spec.train else None
+
+
 def test_command(job: Job, opts) -> List[str]:
-    ckpt = [str(job.dir / FINAL_WEIGHTS)] if job.spec.train else []
+    ckpt = [str(p) for p in (checkpoint_of(job),) if p is not None]
     return _wrap('benchmarks.test', [_config_arg(job), *ckpt, *_common_args(job, opts)], opts)
 
 
@@ -339,12 +347,26 @@ def execute(job: Job, opts, env_extra: Optional[Dict[str, str]] = None) -> dict:
     trcmd = train_command(job, opts, resume=job.state == JobState.RESUME) if job.spec.train else None
     rec['train_cmd'] = shell(trcmd) if trcmd else ''
     rec['test_cmd'] = shell(tcmd)
+    src = job.weights_from
+    if src is not None:
+        rec['weights_from'] = {'job': src.label, 'checkpoint': str(checkpoint_of(job)),
+                               'config_hash': src.hash}
     atomic_write_text(job.dir / 'commands.sh', '#!/usr/bin/env bash\n# reproduce this job by hand\n'
                       f'set -e\ncd {shlex.quote(str(REPO_ROOT))}\n'
                       + (f'{rec["train_cmd"]}\n' if train else '')
                       + f'{rec["test_cmd"]}\n')
     atomic_write_json(job.dir / JOB_JSON, rec)
     try:
+        if src is not None:
+            if not has_final_weights(src):
+                rec.update(status=RunStatus.FAILED, finished=_now(),
+                           error=f'no checkpoint to test: {checkpoint_of(job)} (its job {src.label} '
+                           f'has not finished training with its current config)')
+                return rec
+            note = f'reusing checkpoint {checkpoint_of(job)} (trained by {src.label}; no training)'
+            print(f'    {note}', flush=True)
+            with open(log, 'a') as f:
+                f.write(f'\n[bench {datetime.now().isoformat(timespec="seconds")}] {note}\n')
         if train:
             print(f'    $ {env_prefix(env_extra)}{rec["train_cmd"]}', flush=True)
             t0 = time.time()
@@ -384,7 +406,8 @@ def schedule(jobs: Sequence[Job], envs: Sequence[Dict[str, str]],
     """Run ``jobs`` in order, each in a free slot (slot i runs with ``envs[i]``).
 
     A job that cannot run (done, missing config, config error) goes to ``on_skip(index, job)``
-    in its turn. ``run(job, env)`` executes in a worker thread; ``on_start(index, job, slot)``
+    in its turn. A job testing another job's weights (``weights_from``) starts after that job
+    has finished; later jobs may take the free slots meanwhile. ``run(job, env)`` executes in a worker thread; ``on_start(index, job, slot)``
     and ``on_done(index, job, result, error, t0)`` (``error``: what ``run`` raised) run in the
     calling thread, which thus stays the only writer of shared files. A KeyboardInterrupt (Ctrl-C,
     or ``run`` stopped by one) stops every slot's job, then propagates.
@@ -394,10 +417,25 @@ def schedule(jobs: Sequence[Job], envs: Sequence[Dict[str, str]],
     running: Dict[Any, tuple] = {}  # future -> (index, job, slot, t0)
     _STOP.clear()
     pool = ThreadPoolExecutor(max_workers=len(envs), thread_name_prefix='job')
+    def waits(j: Job) -> bool:  # its source job is still to run or running
+        src = j.weights_from
+        return src is not None and (any(x is src for _, x in todo)
+                                    or any(x is src for _, x, _, _ in running.values()))
+
+    def next_index() -> Optional[int]:  # in order; a job waiting on its source lets later ones by
+        for n, (_, x) in enumerate(todo):
+            if not x.state.runnable:
+                return n
+            if not free:
+                return None
+            if not waits(x):
+                return n
+        return None
+
     try:
         while todo or running:
-            while todo and (free or not todo[0][1].state.runnable):
-                i, j = todo.pop(0)
+            while (n := next_index()) is not None:
+                i, j = todo.pop(n)
                 if not j.state.runnable:
                     on_skip(i, j)
                     continue

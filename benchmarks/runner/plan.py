@@ -25,7 +25,7 @@ from benchmarks.test import METRICS
 from benchmarks.train import FINAL_WEIGHTS, TRAIN_DONE
 
 __all__ = ['JOB_JSON', 'METRICS', 'TRAIN_DONE', 'FINAL_WEIGHTS', 'RUN_LOG', 'JobState', 'RunStatus',
-           'Job', 'job_name', 'load_spec', 'data_root_for', 'assess', 'build_jobs',
+           'Job', 'job_name', 'load_spec', 'load_cross_spec', 'has_final_weights', 'data_root_for', 'assess', 'build_jobs',
            'merge_identical', 'seed_dirs', 'raw_config', 'weight_options', 'resolved', 'config_iters']
 
 JOB_JSON = 'job.json'
@@ -41,6 +41,7 @@ class JobState(Enum):
     FORCED = 'rerun (--force)'
     RESUME = 'resume'
     TEST = 'test only'
+    WAIT = 'test after its source'   # test only, once the source job's weights exist (Table 9)
     TODO = 'train+test'
 
     @property
@@ -79,6 +80,7 @@ class Job:
     est_test_s: float = 0.0
     basis: str = ''
     iters: Optional[int] = None
+    weights_from: Optional['Job'] = None  # test only, with this job's final_weights.pth (Table 9)
 
     def __post_init__(self):
         if self.cfg_options is None:
@@ -113,6 +115,28 @@ def _abs_config(config: str) -> Path:
 def load_spec(spec: str):
     """The TABLES of a spec module (``benchmarks.tables`` by default, any importable module) or
     of a ``.py`` file anywhere. The module runs first, so its ``register_method`` calls count."""
+    mod = spec_module(spec)
+    if not hasattr(mod, 'TABLES'):
+        raise SystemExit(f'spec {spec} defines no TABLES')
+    return tuple(mod.TABLES)
+
+
+def load_cross_spec(spec: str):
+    """The spec's ``CROSS_TABLES`` (cross-dataset tables, e.g. Table 9); empty when it has none."""
+    return tuple(getattr(spec_module(spec), 'CROSS_TABLES', ()))
+
+
+_SPEC_MODULES: Dict[str, Any] = {}
+
+
+def spec_module(spec: str):
+    """The spec module, executed once per process."""
+    if spec not in _SPEC_MODULES:
+        _SPEC_MODULES[spec] = _import_spec(spec)
+    return _SPEC_MODULES[spec]
+
+
+def _import_spec(spec: str):
     if spec.endswith('.py'):
         path = Path(spec).resolve()
         name = '_bench_spec_' + re.sub(r'\W', '_', path.stem)
@@ -124,9 +148,7 @@ def load_spec(spec: str):
         s.loader.exec_module(mod)
     else:
         mod = importlib.import_module(spec)
-    if not hasattr(mod, 'TABLES'):
-        raise SystemExit(f'spec {spec} defines no TABLES')
-    return tuple(mod.TABLES)
+    return mod
 
 
 def data_root_for(root: Optional[str], dataset: str) -> Optional[str]:
@@ -141,6 +163,14 @@ def has_checkpoint(d: Path) -> bool:
     except OSError:
         return False
     return bool(target) and Path(target).is_file()
+
+
+def has_final_weights(job: Job) -> bool:
+    """Training finished with the job's current config: ``train_done.json`` with its hash and
+    ``final_weights.pth``."""
+    td = read_json(job.dir / TRAIN_DONE)
+    return bool(job.hash and td and td.get('config_hash') == job.hash
+                and (job.dir / FINAL_WEIGHTS).is_file())
 
 
 def assess(job: Job, force: bool = False) -> JobState:
@@ -159,9 +189,9 @@ def assess(job: Job, force: bool = False) -> JobState:
         return JobState.STALE
     if force and job.dir.exists():
         return JobState.FORCED
-    if not job.spec.train:
-        return JobState.TEST
-    if td and td.get('config_hash') == job.hash and (job.dir / FINAL_WEIGHTS).is_file():
+    if job.weights_from is not None:
+        return JobState.TEST if has_final_weights(job.weights_from) else JobState.WAIT
+    if not job.spec.train or has_final_weights(job):
         return JobState.TEST
     if has_checkpoint(job.dir):
         return JobState.RESUME
