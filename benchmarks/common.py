@@ -176,13 +176,14 @@ def file_sha(path: str | os.PathLike, n: int = 16) -> Optional[str]:
 def mini_world_identity(generated: bool = True) -> dict:
     """What a mini-scale result depends on beyond its config file: the mini overlay
     (``configs/_base_/scale/mini.py``, resolved), the bytes of the tiny weights it names (CLIP,
-    SAM, SAM 2) and, for generated data, the mini generator's ``GENERATOR_VERSION``. Retraining
+    SAM, SAM 2, SimFeatUp) and, for generated data, the mini generator's ``GENERATOR_VERSION``. Retraining
     the tiny CLIP or bumping the generator thus makes every finished mini job stale. Read from
     files only (no package import); not memoised, so an edit between two calls always counts."""
     overlay = REPO_ROOT / 'configs' / '_base_' / 'scale' / 'mini.py'
     raw = read_config(overlay)
     weights = {}
-    for key, field in (('clip', 'pretrained'), ('sam', 'checkpoint'), ('sam2', 'checkpoint')):
+    for key, field in (('clip', 'pretrained'), ('sam', 'checkpoint'), ('sam2', 'checkpoint'),
+                       ('simfeatup', 'checkpoint')):
         p = (raw.get(key) or {}).get(field)
         if p:
             weights[key] = os.path.join(REPO_ROOT, p) if not os.path.isabs(p) else p

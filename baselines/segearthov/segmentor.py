@@ -134,8 +134,10 @@ class SegEarthOV(OpenVocabSegmentor):
     Args:
         clip: config of :class:`SegEarthCLIP` (OpenAI ViT-B/16 with QuickGELU by default).
         upsampler: config of :class:`SimFeatUp` (``feat_dim`` filled from the CLIP) or ``None``
-            (no feature upsampling: the grid logits are resized bilinearly, official
-            ``feature_up=False``).
+            (no feature upsampling: the grid logits are resized bilinearly).
+        feature_up: official switch; ``False`` builds no upsampler even when ``upsampler`` is
+            configured (the same as ``upsampler=None``), so ``--cfg-options model.feature_up=...``
+            toggles a configured one.
         vocabulary: ``dict(split=..., train='all', test='all')``. ``test``: 'all' / 'seen' /
             'unseen' ids of the split, a list of names (comma synonyms allowed), or the path of
             an official-style class file. ``train`` is kept for the common contract and unused.
@@ -156,6 +158,7 @@ class SegEarthOV(OpenVocabSegmentor):
     def __init__(self,
                  clip: dict = dict(type='SegEarthCLIP'),
                  upsampler: Optional[dict] = dict(type='SimFeatUp', model_name='jbu_one', checkpoint=None),
+                 feature_up: bool = True,
                  vocabulary: dict = dict(split='isaid', train='all', test='all'),
                  templates: Union[str, Sequence[str]] = 'imagenet80',
                  cls_token_lambda: float = -0.3,
@@ -173,7 +176,7 @@ class SegEarthOV(OpenVocabSegmentor):
         if not logit_scale > 0:
             raise ValueError(f'logit_scale must be > 0, got {logit_scale}')
         self.clip = MODELS.build(clip)
-        if upsampler is not None:
+        if upsampler is not None and feature_up:
             upsampler = dict(upsampler)
             upsampler.setdefault('feat_dim', self.clip.embed_dim)
             self.upsampler = MODELS.build(upsampler)
@@ -188,9 +191,9 @@ class SegEarthOV(OpenVocabSegmentor):
     # ------------------------------------------------------------------ hooks for the suite
     @classmethod
     def weight_fields(cls, model_cfg: Mapping) -> Dict[str, str]:
-        """Dotted model-cfg keys of outside weight files: CLIP always, the upsampler when configured."""
+        """Dotted model-cfg keys of outside weight files: CLIP always, the upsampler when it is used."""
         fields = {'vl': 'clip.pretrained'}
-        if model_cfg.get('upsampler') is not None:
+        if model_cfg.get('upsampler') is not None and model_cfg.get('feature_up', True):
             fields['upsampler'] = 'upsampler.checkpoint'
         return fields
 
@@ -200,8 +203,13 @@ class SegEarthOV(OpenVocabSegmentor):
 
         The tiny CLIP (its own GELU and statistics) replaces ViT-B/16; the slide sizes scale with
         its input: crop = its image size (128, so no pos-embed resize, as 224 for ViT-B/16), long
-        side and stride by the same factor as 224 -> crop (448 -> 256, 112 -> 64). The mini world
-        has no trained tiny SimFeatUp, so the upsampler is off (official ``feature_up=False``).
+        side and stride by the same factor as 224 -> crop (448 -> 256, 112 -> 64).
+
+        Upsampler: a configured one becomes ``overlay.simfeatup`` (the tiny SimFeatUp of
+        ``tools/train_tiny_simfeatup.py``, x8 for the 8-px patches), with ``feature_up`` from the
+        overlay; an ``upsampler=None`` or ``feature_up=False`` config stays without one. The mini
+        default is off: the CPU-trained tiny upsampler lowers mIoU (with / without: iSAID
+        13.93 / 17.42, DLRSD 8.18 / 8.19, OEM 32.34 / 34.72; docs/measurements.md).
         """
         from aeroseg.config import REPO_ROOT
 
@@ -220,7 +228,15 @@ class SegEarthOV(OpenVocabSegmentor):
         test_cfg.update(crop_size=crop, resize_long=int(round(DEFAULT_TEST_CFG['resize_long'] * f)),
                         stride=int(round(DEFAULT_TEST_CFG['stride'] * f)))
         model_cfg['test_cfg'] = test_cfg
-        model_cfg['upsampler'] = None
+        tiny_up = overlay.get('simfeatup')
+        if model_cfg.get('upsampler') is None or tiny_up is None:
+            model_cfg['upsampler'] = None
+        else:
+            tiny_up = dict(tiny_up)
+            on = bool(tiny_up.pop('feature_up')) and bool(model_cfg.get('feature_up', True))
+            tiny_up['checkpoint'] = _abs(tiny_up.get('checkpoint'))
+            model_cfg['upsampler'] = dict(type='SimFeatUp', **tiny_up)
+            model_cfg['feature_up'] = on
         return model_cfg
 
     # ------------------------------------------------------------------ configuration

@@ -7,8 +7,8 @@
 # Test: long side 448 (the pipeline below), 224 crops at stride 112, crop LOGITS averaged.
 # Weights: OpenAI CLIP (open_clip 'openai') and the official SimFeatUp checkpoint
 # xclip_jbu_one_million_aid.ckpt (Lightning format, 'upsampler.' prefix), placed at the path
-# below (README, "Checkpoints"); upsampler=None runs without feature upsampling (official
-# feature_up=False).
+# below (README, "Checkpoints"); feature_up=False (official switch) or upsampler=None runs
+# without feature upsampling.
 model = dict(
     type='SegEarthOV',
     data_preprocessor=dict(type='SegDataPreProcessor', mean=None, std=None, bgr_to_rgb=True,

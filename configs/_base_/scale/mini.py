@@ -9,6 +9,16 @@ clip = dict(type='CLIPDenseBackbone', model_name='aeroseg-mini-ViT-8',
             model_config_dir='aeroseg/assets/mini',
             pretrained='aeroseg/assets/mini/aeroseg-mini-ViT-8.pt',
             image_size=128, tap_indices=(1, 2))
+# Tiny SimFeatUp (tools/train_tiny_simfeatup.py, aeroseg/assets/mini/README.md): SegEarth-OV's
+# jbu_one trained on this CLIP's SegEarth features with FeatUp's multi-view reconstruction;
+# 3 x2 stages (8-px patches -> pixels; official 4 for 16-px patches). SegEarthOV.mini_scale puts it
+# in place of the full config's upsampler; feature_up is the mini default (toggle with
+# --cfg-options model.feature_up=True/False). Off, by measurement (docs/measurements.md
+# "SegEarth-OV mini: the tiny SimFeatUp"): 150 CPU steps do not reach a useful upsampler (held-out
+# reconstruction still worse than bicubic) and it lowers mIoU (with / without: iSAID 13.93 / 17.42,
+# DLRSD 8.18 / 8.19, OEM 32.34 / 34.72). The file stays for the code path (tests load it).
+simfeatup = dict(model_name='jbu_one', checkpoint='aeroseg/assets/mini/simfeatup_jbu_one_mini.ckpt',
+                 num_stages=3, feature_up=False)
 # Tiny SAM (segment_anything ImageEncoderViT, tools/make_tiny_sam.py): 256 px, patch 16 -> 16 x 16,
 # width 128, 6 blocks, global attention in blocks 1, 3, 5; taps after blocks 2 and 4 (1-based; SAM-L:
 # 8 and 16 of 24) and the neck (64 ch).

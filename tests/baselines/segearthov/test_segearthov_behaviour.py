@@ -244,8 +244,10 @@ def test_weight_fields_and_mini_scale():
     mini = SegEarthOV.mini_scale(copy.deepcopy(cfg), overlay)
     assert mini['clip']['model_name'] == overlay.clip.model_name and mini['clip']['quick_gelu'] is None
     assert mini['test_cfg'] == dict(prob_thd=0.4, crop_size=128, resize_long=256, stride=64)
-    assert mini['upsampler'] is None and SegEarthOV.weight_fields(mini) == {'vl': 'clip.pretrained'}
+    assert mini['upsampler']['checkpoint'].endswith('simfeatup_jbu_one_mini.ckpt') and mini['feature_up'] is False
+    assert SegEarthOV.weight_fields(mini) == {'vl': 'clip.pretrained'}   # off: its file is not needed
     model = SegEarthOV(**{k: v for k, v in mini.items() if k != 'type'}).eval()   # the real tiny CLIP
+    assert model.upsampler is None
     assert model.clip.image_size == (128, 128) and model.clip.patch_size == (8, 8)
     out = model.predict(torch.rand(1, 3, 128, 128) * 255)[0]
     assert out.pred_sem_seg.data.shape == (1, 128, 128)
