@@ -222,6 +222,9 @@ def leaderboard_markdown(table: Table, values: CellValues, paper: PaperValues,
         lines += ['', 'Training-free rows: the paper reports only their mIoU over all classes '
                   '(Table 8); these are the same test scored on the seen / unseen split of Table 1, '
                   'so they are not ranked with the trained methods.']
+    lines += ['', 'Figures (`python -m benchmarks.figures`, drawn by `./run_all.sh` after the tables): '
+              + ', '.join(f'{DATASETS.get(ds, ds)} [per-class IoU](figures/per_class_iou_{ds}.png) / '
+                          f'[Fig. 5](figures/fig5_{ds}.png)' for ds in table.datasets) + '.']
     return '\n'.join(lines) + '\n'
 
 
