@@ -9,6 +9,8 @@
 # xclip_jbu_one_million_aid.ckpt (Lightning format, 'upsampler.' prefix), placed at the path
 # below (README, "Checkpoints"); feature_up=False (official switch) or upsampler=None runs
 # without feature upsampling.
+# training-free: the shared val / test loops and hooks, no schedule
+_base_ = ['../schedules/_iter_loops.py']
 model = dict(
     type='SegEarthOV',
     data_preprocessor=dict(type='SegDataPreProcessor', mean=None, std=None, bgr_to_rgb=True,
@@ -29,10 +31,3 @@ segearthov_test_pipeline = [
     dict(type='CheckLabelValues'),
     dict(type='PackSegInputs'),
 ]
-# training-free: test loops only (no schedule base)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    visualization=dict(type='SegVisualizationHook'))

@@ -3,6 +3,7 @@
 # WARMUP_ITERS 0, CLIP_GRADIENTS full_model CLIP_VALUE 0.01 NORM_TYPE 2.0, IMS_PER_BATCH 4
 # (batch size is set per GPU in the dataset config: 4 on one GPU).
 # AerOSeg (paper §4.2) uses the same optimiser, CLIP at x0.01 and the other modules at 2e-4.
+_base_ = ['./_iter_loops.py']
 max_iters = 80000
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -14,13 +15,3 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=False, begin=0, end=max_iters,
          T_max=max_iters)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=2,
-                    save_last=True),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))

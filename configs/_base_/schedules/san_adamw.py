@@ -8,6 +8,7 @@
 # AMP (SOLVER.AMP.ENABLED True upstream): mmengine's AmpOptimWrapper asserts CUDA / NPU and fails on
 # CPU, so the plain OptimWrapper is the default here (mini scale and CPU runs); on a GPU use
 # _base_/schedules/san_amp.py (the official setting).
+_base_ = ['./_iter_loops.py']
 max_iters = 60000
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -19,13 +20,4 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=0.9, by_epoch=False, begin=0, end=max_iters)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=10000, max_keep_ckpts=2,
-                    save_last=True),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+default_hooks = dict(checkpoint=dict(interval=10000))
