@@ -92,8 +92,12 @@ def _csv_text(columns: Sequence[str], rows: Iterable[Mapping]) -> str:
     return buf.getvalue()
 
 
-def long_rows(table: Table, values: CellValues, paper: PaperValues) -> List[Dict[str, str]]:
-    """Long-form rows of one table, in the paper's order (rows, datasets, metrics)."""
+def long_rows(table: Table, values: CellValues, paper: PaperValues,
+              scale: str = 'full') -> List[Dict[str, str]]:
+    """Long-form rows of one table, in the paper's order (rows, datasets, metrics).
+
+    ``paper`` is always the paper's full-scale number; ``delta`` (ours - paper) only at full
+    scale: a mini value minus a paper value measures nothing."""
     out = []
     for row in table.rows:
         for ds in table.datasets:
@@ -104,7 +108,8 @@ def long_rows(table: Table, values: CellValues, paper: PaperValues) -> List[Dict
                             'dataset': DATASETS.get(ds, ds), 'metric': m,
                             'value': '' if ours is None else f'{ours:.4f}',
                             'paper': '' if ref is None else f'{ref:.2f}',
-                            'delta': '' if ours is None or ref is None else f'{ours - ref:+.2f}'})
+                            'delta': '' if ours is None or ref is None or scale != 'full'
+                            else f'{ours - ref:+.2f}'})
     return out
 
 
@@ -128,22 +133,47 @@ def _md_cell(vals: Sequence[float], ref: Optional[float]) -> str:
     return ours + ('' if ref is None else f' ({ref:.2f})')
 
 
+def shared_rows(runs: Sequence[Mapping]) -> Dict[str, Dict[str, List[str]]]:
+    """table id -> row -> the other rows of that table filled by the same job(s) (one config
+    standing for several rows, e.g. every SAM of Table 6 at mini scale is the one tiny SAM)."""
+    out: Dict[str, Dict[str, List[str]]] = {}
+    for run in runs:
+        by_table: Dict[str, List[str]] = {}
+        for f in str(run.get('fills') or '').split('; '):
+            if ' ' in f:
+                t, row = f.split(' ', 1)
+                by_table.setdefault(t, []).append(row)
+        for t, rows in by_table.items():
+            for r in rows:
+                others = [o for o in rows if o != r]
+                if others:
+                    cur = out.setdefault(t, {}).setdefault(r, [])
+                    cur += [o for o in others if o not in cur]
+    return out
+
+
 def table_markdown(table: Table, values: CellValues, paper: PaperValues,
-                   notes: Mapping[Tuple[str, str, str], str] | None = None, scale: str = 'full') -> str:
-    """The table as the paper lays it out: one column per (dataset, metric), "Average" last."""
+                   notes: Mapping[Tuple[str, str, str], str] | None = None, scale: str = 'full',
+                   shared: Optional[Mapping[str, List[str]]] = None) -> str:
+    """The table as the paper lays it out: one column per (dataset, metric), "Average" last.
+
+    ``shared`` (this table's part of :func:`shared_rows`): rows filled by the same job are
+    marked in the table itself, so equal numbers are not read as a finding."""
     cols = [(ds, m) for ds in table.datasets for m in table.metrics]
     head = ['Method'] + [f'{DATASETS.get(ds, ds)} {m}' if len(table.metrics) > 1 or len(table.datasets) == 1
                          else DATASETS.get(ds, ds) for ds, m in cols]
     if table.average:
         head += [f'Average {m}' if len(table.metrics) > 1 else 'Average' for m in table.metrics]
     lines = [f'# Table {table.number}: {table.title}', '',
-             f'Scale: **{scale}**. Each cell: ours (paper); ours is the mean over finished seeds '
-             f'(± std when more than one); – = no result.' +
+             f'Scale: **{scale}**. Each cell: ours (paper{"" if scale == "full" else ": its full-scale number"}); '
+             f'ours is the mean over finished seeds (± std when more than one; `--seeds 0 1 2` '
+             f'for a spread); – = no result.' +
              ('' if scale == 'full' else ' Mini-scale numbers come from tiny models on generated '
               'data: they test the pipeline and are not comparable with the paper\'s.'), '',
              '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for row in table.rows:
-        cells = [row.label]
+        same = (shared or {}).get(row.label)
+        cells = [row.label + (f' (same job as {", ".join(same)})' if same else '')]
         for ds, m in cols:
             cells.append(_md_cell(values.get((table.id, row.label, ds), {}).get(m, ()),
                                   paper.get((table.id, row.label, DATASETS.get(ds, ds), m))))
@@ -249,10 +279,11 @@ def write_all(out_dir: Path | str, tables: Sequence[Table], values: CellValues, 
     written = []
     for t in tables:
         p = out_dir / f'table{t.number}.csv'
-        atomic_write_text(p, _csv_text(TABLE_COLUMNS, long_rows(t, values, paper)))
+        atomic_write_text(p, _csv_text(TABLE_COLUMNS, long_rows(t, values, paper, scale)))
         written.append(p)
         p = out_dir / f'table{t.number}.md'
-        atomic_write_text(p, table_markdown(t, values, paper, notes, scale))
+        atomic_write_text(p, table_markdown(t, values, paper, notes, scale,
+                                            shared_rows(runs).get(t.id)))
         written.append(p)
     p = out_dir / 'runs.csv'
     atomic_write_text(p, runs_csv_text(runs))

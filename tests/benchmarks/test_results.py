@@ -168,3 +168,20 @@ def test_leaderboard_lists_training_free_rows_beyond_the_paper(tmp_path):
     row = next(ln for ln in lead.splitlines() if 'SegEarth-OV (training-free)' in ln)
     assert row.split('|')[7:9] == [' – ', ' – ']
     assert '[Fig. 5](figures/fig5_isaid.png)' in lead
+
+
+def test_mini_tables_have_no_paper_delta_and_mark_rows_sharing_a_job(tmp_path):
+    """At mini scale ours - paper is meaningless: no delta; the paper column says it is the
+    full-scale number; rows one job fills (every SAM of Table 6 at mini scale) are marked."""
+    runs = [{'job': 'aeroseg/aeroseg_vitb16_isaid', 'dataset': 'iSAID', 'status': 'ok',
+             'fills': 'T2 AerOSeg; T6 SAM ViT-L; T6 SAM ViT-H; T8 AerOSeg'}]
+    assert R.shared_rows(runs) == {'T6': {'SAM ViT-L': ['SAM ViT-H'], 'SAM ViT-H': ['SAM ViT-L']}}
+    for scale in ('mini', 'full'):
+        out = tmp_path / scale
+        R.write_all(out, TABLES, fake_values(), R.load_paper(), runs=runs, notes={}, scale=scale)
+        rows = read(out / 'table2.csv')
+        deltas = {r['delta'] for r in rows if r['value']}
+        assert (deltas == {''}) == (scale == 'mini') and all(r['paper'] for r in rows)
+        md = (out / 'table6.md').read_text()
+        assert '| SAM ViT-H (same job as SAM ViT-L) |' in md
+        assert ('its full-scale number' in (out / 'table2.md').read_text()) == (scale == 'mini')
