@@ -105,7 +105,7 @@ def apply_mini_scale(cfg: Config, data_root: Optional[str] = None) -> Config:
     _resolve_assets(m._cfg_dict)
     cfg = copy.deepcopy(cfg)
     ds = _dataset_key(cfg)
-    import_modules(cfg.get('custom_imports', {}).get('imports', ('aeroseg', 'baselines')))
+    import_modules(cfg.get('custom_imports', {}).get('imports', ('aeroseg',)))
     model_class(cfg.model).mini_scale(cfg.model, m)  # the method's own hook (its widths, encoders)
     if cfg.model.get('data_preprocessor') is not None:
         cfg.model.data_preprocessor.size = (m.crop, m.crop)

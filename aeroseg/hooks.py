@@ -18,8 +18,9 @@ __all__ = ['import_modules', 'model_class', 'weight_fields', 'outside_weights',
 _HOOKS = ('weight_fields', 'mini_scale')
 
 
-def import_modules(modules: Iterable[str] = ('aeroseg', 'baselines')) -> None:
-    """Import the packages whose import registers models (a config's ``custom_imports``)."""
+def import_modules(modules: Iterable[str] = ('aeroseg',)) -> None:
+    """Import the packages whose import registers models (a config's ``custom_imports``: loading
+    a config with mmengine imports them already; this covers configs built by hand)."""
     for name in modules:
         try:
             importlib.import_module(name)
