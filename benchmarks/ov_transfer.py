@@ -6,7 +6,7 @@
         [--seeds K [K ...]] [--seed-models M ...] [--force]
         [--sam-checkpoint FILE] [--cfg-options k=v ...]
 
-Why: the mini world (DESIGN.md §4) is only evidence for the suite's open-vocabulary pathway if
+Why: the mini world (docs/design.md §4) is only evidence for the suite's open-vocabulary pathway if
 unseen classes are segmented *because* the CLIP knows their names. So each cost-aggregation model
 (CAT-Seg, OVRS, AerOSeg) is trained on every mini dataset twice, once with the pretrained tiny
 CLIP (``aeroseg/assets/mini``) and once with a random-weight CLIP of the same architecture (the

@@ -15,7 +15,7 @@ import numpy as np
 
 from .concepts import CID
 
-DEFAULT_IMG_SIZE = 128  # 8-px patches keep vehicles visible from 96 px up (DESIGN.md §4).
+DEFAULT_IMG_SIZE = 128  # 8-px patches keep vehicles visible from 96 px up (docs/design.md §4).
 
 
 @lru_cache(maxsize=None)
