@@ -65,6 +65,22 @@ def trigger_visualization_hook(cfg, show_dir: str) -> None:
     cfg.visualizer['save_dir'] = show_dir
 
 
+def load_weights_strict(runner, checkpoint: str, config: str) -> None:
+    """Every key of the model from ``checkpoint``, shapes equal, none left over; else one
+    :class:`~aeroseg.utils.checkpoint.CheckpointError` naming the file and the mismatch.
+
+    mmengine's ``load_from`` would only log a warning for missing / unexpected keys and test a
+    partly random model (e.g. a ViT-L checkpoint against a ViT-B config, or a cross-dataset job
+    handed another method's weights); a benchmark number must come from exactly the trained model.
+    """
+    from mmengine.model import is_model_wrapper
+
+    from aeroseg.utils.checkpoint import load_external_state_dict, load_into
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    what = f'checkpoint {checkpoint!r} for {osp.basename(config)}'
+    load_into(model, load_external_state_dict(checkpoint, what=what), what=what)
+
+
 def to_plain(metrics) -> dict:
     """mmengine metric values (numpy / torch scalars) as plain floats."""
     out = {}
@@ -91,13 +107,16 @@ def _test(args) -> int:
     meta = read_checkpoint_meta(args.checkpoint) if args.checkpoint is not None else {}
     args.scale = choose_scale(args.scale, meta.get('scale'), checkpoint=str(args.checkpoint))
     cfg, h, work_dir = prepare_run(args)
-    if args.checkpoint is not None:
-        cfg.load_from = args.checkpoint
+    # loaded strictly below, not by mmengine's lenient load_checkpoint (a config's own load_from
+    # too, when no CHECKPOINT is given)
+    checkpoint, cfg.load_from = args.checkpoint or cfg.get('load_from'), None
     cfg.resume = False
     if args.show_dir:
         trigger_visualization_hook(cfg, args.show_dir)
 
     runner = build_runner(cfg)
+    if checkpoint:
+        load_weights_strict(runner, checkpoint, args.config)
     metrics = to_plain(runner.test() or {})
 
     from mmengine.dist import is_main_process

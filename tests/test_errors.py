@@ -106,3 +106,49 @@ def test_set_vocabulary_rejects_one_string(mini_ckpt):
 def test_directory_as_image_is_named(tmp_path):
     with pytest.raises(IsADirectoryError, match=f'{tmp_path}.*is a folder, not an image'):
         _load_image(str(tmp_path))
+
+
+class _FakeRunner:
+    """Stands in for mmengine's Runner: the built model, and a test() that records the call."""
+
+    def __init__(self, model):
+        self.model, self.tested = model, False
+
+    def test(self):
+        self.tested = True
+        return {'mIoU': 1.0}
+
+
+def _run_test_on(ckpt, tmp_path, monkeypatch):
+    cfg = load_config(CONFIG, scale='mini', data_root='unused')
+    clear_outside_weights(cfg.model)
+    runner = _FakeRunner(MODELS.build(cfg.model))
+    monkeypatch.setattr(bench_test, 'build_runner', lambda cfg: runner)
+    rc = bench_test.main([CONFIG, str(ckpt), '--work-dir', str(tmp_path / 'w'),
+                          '--data-root', str(tmp_path)])
+    return rc, runner
+
+
+def test_benchmarks_test_loads_every_key_of_the_checkpoint(mini_ckpt, tmp_path, monkeypatch):
+    rc, runner = _run_test_on(mini_ckpt, tmp_path, monkeypatch)
+    assert rc == 0 and runner.tested
+    want = torch.load(mini_ckpt, weights_only=True)['state_dict']
+    got = runner.model.state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_benchmarks_test_refuses_a_checkpoint_that_does_not_fit(mini_ckpt, tmp_path, monkeypatch,
+                                                               capsys):
+    """mmengine's load_from only warns on missing / unexpected keys and tests a partly random
+    model; benchmarks.test stops with one line naming the file and the keys instead."""
+    obj = torch.load(mini_ckpt, weights_only=True)
+    dropped = sorted(obj['state_dict'])[-1]
+    del obj['state_dict'][dropped]
+    obj['state_dict']['head.not_in_model'] = torch.zeros(1)
+    bad = tmp_path / 'other_model.pth'
+    torch.save(obj, bad)
+    rc, runner = _run_test_on(bad, tmp_path, monkeypatch)
+    err = _one_line(capsys)
+    assert rc == 2 and not runner.tested
+    assert str(bad) in err and f'missing in file (1): {dropped}' in err
+    assert 'unexpected in file (1): head.not_in_model' in err
