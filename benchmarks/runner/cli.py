@@ -16,7 +16,8 @@ from benchmarks import results as R
 from benchmarks.common import REPO_ROOT, read_json, run_cli, scale_help
 from benchmarks.methods import get_method
 from benchmarks.runner.collect import all_result_jobs, finished_metrics, write_results
-from benchmarks.runner.launch import (LockedError, RunLock, env_prefix, execute, hms, schedule,
+from benchmarks.runner.launch import (LockedError, RunLock, env_prefix, execute, format_progress, hms,
+                                      job_progress, schedule,
                                       shell, slot_envs, test_command, train_command)
 from benchmarks.runner.preflight import format_report, preflight
 from benchmarks.runner.cross import (add_cross_jobs, cross_result_jobs, has_cross_runs,
@@ -220,7 +221,21 @@ def run_plan(jobs: Sequence[Job], opts, envs, write_tables, failures: List[Tuple
         write_tables()
         print(bar(), flush=True)
 
-    schedule(jobs, envs, lambda j, env: execute(j, opts, env), on_skip, on_start, on_done)
+    seen: Dict[str, tuple] = {}
+
+    def on_tick(running) -> None:  # one line per running job whose progress moved since the last
+        for i, j, slot, t0 in running:
+            p = job_progress(j)
+            key = (p or {}).get('step'), (p or {}).get('iter')
+            if seen.get(j.label) == key:
+                continue
+            seen[j.label] = key
+            print(f'[{i}/{total}] ...   {j.label}: {format_progress(p)} (running {hms(time.time() - t0)})',
+                  flush=True)
+
+    every = getattr(opts, 'progress_every', 60.0)
+    schedule(jobs, envs, lambda j, env: execute(j, opts, env), on_skip, on_start, on_done,
+             on_tick=on_tick if every > 0 and not opts.verbose else None, tick_s=every)
 
 
 # ------------------------------------------------------------------------------------ main ---
@@ -257,6 +272,10 @@ def parse_args(argv=None):
     p.add_argument('--force', action='store_true', help='rerun the selected jobs from scratch')
     p.add_argument('--verbose', action='store_true',
                    help='stream each job\'s output to the console; full tracebacks on errors')
+    p.add_argument('--progress-every', type=float, default=60.0, metavar='S',
+                   help='every S seconds, one line per running job whose progress moved: its '
+                   'step, iteration / total and mmengine\'s ETA (default 60; 0 = off; not with '
+                   '--verbose, which streams the logs)')
     p.add_argument('--spec', default='benchmarks.tables',
                    help='module name or .py file defining TABLES (see benchmarks/run.py)')
     p.add_argument('--paper-csv', default=str(R.PAPER_CSV))
