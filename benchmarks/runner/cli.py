@@ -16,9 +16,9 @@ from benchmarks import results as R
 from benchmarks.common import REPO_ROOT, read_json, run_cli, scale_help
 from benchmarks.methods import get_method
 from benchmarks.runner.collect import all_result_jobs, finished_metrics, write_results
-from benchmarks.runner.launch import (LockedError, RunLock, env_prefix, execute, format_progress, hms,
-                                      job_progress, schedule,
-                                      shell, slot_envs, test_command, train_command)
+from benchmarks.runner.launch import (LockedError, RunLock, env_prefix, execute, hms,
+                                      progress_printer, schedule, shell, slot_envs, test_command,
+                                      train_command)
 from benchmarks.runner.preflight import format_report, preflight
 from benchmarks.runner.cross import (add_cross_jobs, cross_result_jobs, has_cross_runs,
                                      print_cross_plan, split_selection)
@@ -221,21 +221,9 @@ def run_plan(jobs: Sequence[Job], opts, envs, write_tables, failures: List[Tuple
         write_tables()
         print(bar(), flush=True)
 
-    seen: Dict[str, tuple] = {}
-
-    def on_tick(running) -> None:  # one line per running job whose progress moved since the last
-        for i, j, slot, t0 in running:
-            p = job_progress(j)
-            key = (p or {}).get('step'), (p or {}).get('iter')
-            if seen.get(j.label) == key:
-                continue
-            seen[j.label] = key
-            print(f'[{i}/{total}] ...   {j.label}: {format_progress(p)} (running {hms(time.time() - t0)})',
-                  flush=True)
-
     every = getattr(opts, 'progress_every', 60.0)
     schedule(jobs, envs, lambda j, env: execute(j, opts, env), on_skip, on_start, on_done,
-             on_tick=on_tick if every > 0 and not opts.verbose else None, tick_s=every)
+             on_tick=progress_printer(total) if every > 0 and not opts.verbose else None, tick_s=every)
 
 
 # ------------------------------------------------------------------------------------ main ---

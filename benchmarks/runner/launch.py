@@ -34,7 +34,7 @@ from benchmarks.runner.plan import (FINAL_WEIGHTS, JOB_JSON, METRICS, RUN_LOG, J
 
 __all__ = ['LOCK_NAME', 'train_command', 'test_command', 'checkpoint_of', 'shell', 'LockedError', 'RunLock',
            'stop_all_children', 'run_logged', 'error_from_log', 'slot_envs', 'execute', 'schedule',
-           'parse_progress', 'job_progress', 'format_progress']
+           'parse_progress', 'job_progress', 'format_progress', 'progress_printer']
 
 LOCK_NAME = '.runner.lock'
 THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')
@@ -247,6 +247,24 @@ def format_progress(p: Optional[dict]) -> str:
     pct = 100 * p['iter'] // max(1, p['max_iters'])
     eta = f', ETA {p["eta"]}' if p.get('eta') else ''
     return f'{p["step"]} {p["iter"]}/{p["max_iters"]} ({pct}%){eta}'
+
+
+def progress_printer(total: int, name: Callable[[Job], str] = lambda j: j.label,
+                     prefix: str = '') -> Callable[[List[tuple]], None]:
+    """A ``schedule`` ``on_tick``: one line per running job whose progress moved since its last
+    line, e.g. ``[3/28] ...   aeroseg/aeroseg_vitb16_isaid seed0: train 120/200 (60%), ETA
+    0:01:20 (running 0:03:12)``."""
+    seen: Dict[str, tuple] = {}
+
+    def on_tick(running: List[tuple]) -> None:
+        for i, j, _slot, t0 in running:
+            p = job_progress(j)
+            key = (p or {}).get('step'), (p or {}).get('iter')
+            if seen.get(j.label) != key:
+                seen[j.label] = key
+                print(f'{prefix}[{i}/{total}] ...   {name(j)}: {format_progress(p)} '
+                      f'(running {hms(time.time() - t0)})', flush=True)
+    return on_tick
 
 
 def run_logged(cmd: Sequence[str], log_path: Path, verbose: bool,
