@@ -78,3 +78,13 @@ def test_readme_commands_parse_and_the_quick_ones_run():
 def test_readme_long_commands_run():  # ~20 min on 2 cores: the mini training and test as written, dry runs
     cmds = cr.check(run='all', log=lambda *a: None)
     assert all(c.ok for c in cmds), cr.report(cmds)
+
+
+def test_a_command_past_its_timeout_is_stopped_with_its_children(tmp_path):
+    import subprocess
+    mark = f'sleep 3{len(str(tmp_path)) % 7}.5'  # a process name of this test only
+    c = cr.Command([1], f'{mark} & {mark}')
+    cr.run_one(c, tmp_path, timeout=1)
+    assert not c.ok and c.detail == [f'$ {mark} & {mark}: still running after 1 s']
+    left = subprocess.run(['pgrep', '-f', f'^{mark}$'], capture_output=True, text=True).stdout
+    assert left == ''

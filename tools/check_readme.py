@@ -308,22 +308,31 @@ def fresh_copy(dest: Path) -> Path:
 
 
 def run_one(c: Command, root: Path, timeout: float, text: Optional[str] = None) -> None:
+    """Run ``text`` (default: the command as written) with ``bash -c`` in ``root``; the command and
+    whatever it starts are stopped together (own process group) on a timeout or Ctrl-C."""
+    import signal
     text = text or c.text
     t0 = time.time()
+    proc = subprocess.Popen(['bash', '-c', text], cwd=root, env=clean_env(root), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        r = subprocess.run(['bash', '-c', text], cwd=root, env=clean_env(root), capture_output=True,
-                           text=True, timeout=timeout)
-        c.seconds = time.time() - t0
-        if r.returncode:
-            c.ok = False
-            tail = (r.stderr.strip() or r.stdout.strip()).splitlines()[-3:]
-            c.detail.append(f'$ {text}: exit {r.returncode}: ' + ' | '.join(tail))
-        else:
-            c.result = f'ran in {c.seconds:.0f} s' + ('' if text == c.text else f' ({text})')
-    except subprocess.TimeoutExpired:
-        c.seconds = time.time() - t0
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException as e:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate()
+        if not isinstance(e, subprocess.TimeoutExpired):
+            raise
         c.ok = False
         c.detail.append(f'$ {text}: still running after {timeout:.0f} s')
+        return
+    finally:
+        c.seconds = time.time() - t0
+    if proc.returncode:
+        c.ok = False
+        tail = (err.strip() or out.strip()).splitlines()[-3:]
+        c.detail.append(f'$ {text}: exit {proc.returncode}: ' + ' | '.join(tail))
+    else:
+        c.result = f'ran in {c.seconds:.0f} s' + ('' if text == c.text else f' ({text})')
 
 
 def check(readme: Path = REPO / 'README.md', run: str = 'cheap', keep: Optional[Path] = None,
