@@ -94,7 +94,6 @@ class AerosegRunner(Runner):
 
     def build_optim_wrapper(self, optim_wrapper):
         built = not isinstance(optim_wrapper, dict)
-        self._quiet.counts.clear()
         ow = super().build_optim_wrapper(optim_wrapper)
         if not built:
             self.logger.info(quiet.optimizer_summary(self.model, ow))
