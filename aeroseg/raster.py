@@ -38,7 +38,7 @@ import numpy as np
 __all__ = ['InputError', 'open_image', 'parse_bands', 'ClassMapWriter', 'check_writable_dir',
            'PIL_SUFFIXES', 'RASTER_SUFFIXES', 'STATS_PIXELS', 'NODATA_LABEL', 'compute_stretch',
            'apply_stretch', 'list_images', 'publish', 'gdal_env', 'preview_step',
-           'read_decimated']
+           'read_decimated', 'read_raster']
 
 PIL_SUFFIXES = ('.png', '.jpg', '.jpeg')
 RASTER_SUFFIXES = ('.tif', '.tiff', '.vrt', '.img', '.jp2')
@@ -272,6 +272,23 @@ def open_image(path: str, bands=None, nodata: Optional[float] = None, stretch: s
         raise InputError(f'{path}: is a folder; pass it to --images as a folder, not as a file')
     cls = _PilReader if path.lower().endswith(PIL_SUFFIXES) else _RasterioReader
     return cls(path, bands, nodata, stretch, percentiles)
+
+
+def read_raster(path) -> np.ndarray:
+    """Every band of a raster GDAL reads (GeoTIFF with any compression, tiling or interleave GDAL
+    supports), whole: ``(bands, H, W)`` in the file's dtype. For files small enough to hold, e.g.
+    the tiles and labels the dataset preparation reads; a scene goes through :func:`open_image`."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+    path = os.fspath(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                return src.read()
+    except RasterioIOError as e:
+        raise InputError(f'{path}: not a raster GDAL can read ({str(e).splitlines()[0]}); the file '
+                         f'may be damaged: download it again') from None
 
 
 def gdal_env(cache_mb: int = GDAL_CACHE_MB):

@@ -62,7 +62,7 @@ from benchmarks.common import (REPO_ROOT, atomic_write_json, atomic_write_text, 
 from benchmarks.methods import get_method
 from benchmarks.runner import cli as runner_cli
 from benchmarks.runner.collect import finished_metrics
-from benchmarks.runner.launch import LockedError, RunLock, execute, schedule, slot_envs
+from benchmarks.runner.launch import LockedError, RunLock, execute, progress_printer, schedule, slot_envs
 from benchmarks.runner.plan import (JOB_JSON, Job, JobState, build_jobs, merge_identical,
                                     raw_config, resolved)
 from benchmarks.tables import DATASETS, JobSpec, Row, Table, cells, plan_jobs
@@ -562,7 +562,7 @@ def run_all(args, opts, envs, results: Dict[RunSpec, dict],
 
     schedule(jobs, envs, run, lambda i, j: keep(i, j, job_result(j, cached=True)),
              lambda i, j, slot: print(f'[ov_transfer] {i}/{n} {runs[id(j)][0].name} ...', flush=True),
-             on_done)
+             on_done, on_tick=progress_printer(n, lambda j: runs[id(j)][0].name, '[ov_transfer] '))
 
 
 def main(argv=None, run_fn: Optional[Callable[[RunSpec, argparse.Namespace], dict]] = None,

@@ -36,8 +36,11 @@ def parse_args(argv=None):
     p.add_argument('checkpoint', nargs='?', default=None,
                    help='weights file (omit or "none" for a training-free method)')
     p.add_argument('--work-dir', help='where logs and metrics.json go')
-    p.add_argument('--show-dir', help='save painted predictions here (needs the config\'s '
-                   'default_hooks.visualization)')
+    p.add_argument('--show-dir', help='save a painted prediction of every test image (or every '
+                   '--show-interval-th) under DIR/vis_data/vis_image/ (mmseg\'s SegVisualizationHook '
+                   'and LocalVisBackend; the config needs default_hooks.visualization)')
+    p.add_argument('--show-interval', type=int, default=1, metavar='K',
+                   help='with --show-dir: paint every K-th test batch (default 1 = all)')
     p.add_argument('--scale', choices=['full', 'mini'], default=None, help=scale_help())
     p.add_argument('--data-root', help='this dataset\'s processed root (overrides the config)')
     p.add_argument('--metrics-out', help=f'metrics JSON path (default <work_dir>/{METRICS})')
@@ -56,13 +59,35 @@ def parse_args(argv=None):
     return args
 
 
-def trigger_visualization_hook(cfg, show_dir: str) -> None:
+def trigger_visualization_hook(cfg, show_dir: str, interval: int = 1) -> str:
+    """Paint every ``interval``-th test batch into ``show_dir``; returns the folder the images go to.
+
+    mmseg's SegVisualizationHook paints only every ``interval``-th batch, 50 by default (and
+    never batch 0): a plain ``draw=True`` saved 2 of 100 test images. Here the interval is set
+    (1 = every image)."""
     hooks = cfg.get('default_hooks') or {}
     if 'visualization' not in hooks:
         raise RuntimeError('--show-dir needs a visualization hook: add default_hooks.visualization='
                            'dict(type="SegVisualizationHook") to the config')
+    if interval < 1:
+        raise ValueError(f'--show-interval must be >= 1, got {interval}')
     hooks['visualization']['draw'] = True
+    hooks['visualization']['interval'] = interval
     cfg.visualizer['save_dir'] = show_dir
+    # a fresh instance: mmengine keeps one Visualizer per name per process and ignores the
+    # save_dir of a second one with a name already taken
+    cfg.visualizer['name'] = f'show_dir:{osp.abspath(show_dir)}:{time.time()}'
+    # mmengine's Visualizer puts its backends under <save_dir>/vis_data, LocalVisBackend's images
+    # under vis_image/ there
+    return osp.join(show_dir, 'vis_data', 'vis_image')
+
+
+def report_painted(folder: str, since: float, n_images: int, interval: int) -> str:
+    """One line: how many painted predictions this run wrote to ``folder`` and which."""
+    n = sum(1 for f in (os.scandir(folder) if osp.isdir(folder) else ())
+            if f.name.endswith('.png') and f.stat().st_mtime >= since)
+    which = 'every test image' if interval == 1 else f'every {interval}-th test batch (--show-interval)'
+    return f'painted {n} of {n_images} test predictions ({which}) to {folder}'
 
 
 def load_weights_strict(runner, checkpoint: str, config: str) -> None:
@@ -101,6 +126,7 @@ def main(argv=None) -> int:
 
 
 def _test(args) -> int:
+    from mmengine.dist import is_main_process
     from aeroseg.config import choose_scale
     from aeroseg.utils.checkpoint import read_checkpoint_meta
     t0 = time.time()
@@ -111,15 +137,19 @@ def _test(args) -> int:
     # too, when no CHECKPOINT is given)
     checkpoint, cfg.load_from = args.checkpoint or cfg.get('load_from'), None
     cfg.resume = False
+    painted = None
     if args.show_dir:
-        trigger_visualization_hook(cfg, args.show_dir)
+        painted = trigger_visualization_hook(cfg, args.show_dir, args.show_interval)
+    t_show = time.time() - 1
 
     runner = build_runner(cfg)
     if checkpoint:
         load_weights_strict(runner, checkpoint, args.config)
     metrics = to_plain(runner.test() or {})
+    if painted is not None and is_main_process():
+        print(report_painted(painted, t_show, len(runner.test_dataloader.dataset),
+                             args.show_interval), flush=True)
 
-    from mmengine.dist import is_main_process
     if is_main_process():
         out = args.metrics_out or osp.join(work_dir, METRICS)
         atomic_write_json(out, {

@@ -59,7 +59,10 @@ class OpenVocabIoUMetric(BaseMetric):
         ignore_index: label value left out of the confusion matrix.
         output_dir: if set, writes ``confusion.npy`` and ``per_class_iou.json`` there.
     """
-    default_prefix: Optional[str] = None
+    # '' = no prefix on the metric keys (as None), without BaseMetric's warning "The prefix is not
+    # set in metric class ..." in every test log (mmengine/evaluator/metric.py: the warning is
+    # for None only, and keys are prefixed only when the prefix is truthy)
+    default_prefix: Optional[str] = ''
 
     def __init__(self, seen_ids: Optional[Sequence[int]] = None,
                  unseen_ids: Optional[Sequence[int]] = None, ignore_index: int = 255,

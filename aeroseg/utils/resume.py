@@ -22,6 +22,8 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS, RUNNERS
 
+from aeroseg.utils import quiet
+
 __all__ = ['SafeCheckpointHook', 'AerosegRunner', 'to_safe', 'from_safe']
 
 _HB = '__history_buffer__'
@@ -79,10 +81,21 @@ class SafeCheckpointHook(Hook):
 
 @RUNNERS.register_module()
 class AerosegRunner(Runner):
-    """mmengine Runner with :class:`SafeCheckpointHook` always registered."""
+    """mmengine Runner with :class:`SafeCheckpointHook` always registered, and a log a user can
+    read: the lines of mmengine / mmseg internals that tell a user nothing are left out at their
+    source (:mod:`aeroseg.utils.quiet`), and the optimizer's per-parameter lines become one summary."""
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+        with quiet.no_idle_visualizer_warning():
+            super().__init__(*args, **kwargs)
+        self._quiet = quiet.install(self.logger)
         if not any(isinstance(h, SafeCheckpointHook) for h in self._hooks):
             self.register_hook(SafeCheckpointHook())
+
+    def build_optim_wrapper(self, optim_wrapper):
+        built = not isinstance(optim_wrapper, dict)
+        ow = super().build_optim_wrapper(optim_wrapper)
+        if not built:
+            self.logger.info(quiet.optimizer_summary(self.model, ow))
+        return ow
 

@@ -16,8 +16,9 @@ from benchmarks import results as R
 from benchmarks.common import REPO_ROOT, read_json, run_cli, scale_help
 from benchmarks.methods import get_method
 from benchmarks.runner.collect import all_result_jobs, finished_metrics, write_results
-from benchmarks.runner.launch import (LockedError, RunLock, env_prefix, execute, hms, schedule,
-                                      shell, slot_envs, test_command, train_command)
+from benchmarks.runner.launch import (LockedError, RunLock, env_prefix, execute, hms,
+                                      progress_printer, schedule, shell, slot_envs, test_command,
+                                      train_command)
 from benchmarks.runner.preflight import format_report, preflight
 from benchmarks.runner.cross import (add_cross_jobs, cross_result_jobs, has_cross_runs,
                                      print_cross_plan, split_selection)
@@ -220,7 +221,9 @@ def run_plan(jobs: Sequence[Job], opts, envs, write_tables, failures: List[Tuple
         write_tables()
         print(bar(), flush=True)
 
-    schedule(jobs, envs, lambda j, env: execute(j, opts, env), on_skip, on_start, on_done)
+    every = getattr(opts, 'progress_every', 60.0)
+    schedule(jobs, envs, lambda j, env: execute(j, opts, env), on_skip, on_start, on_done,
+             on_tick=progress_printer(total) if every > 0 and not opts.verbose else None, tick_s=every)
 
 
 # ------------------------------------------------------------------------------------ main ---
@@ -257,6 +260,10 @@ def parse_args(argv=None):
     p.add_argument('--force', action='store_true', help='rerun the selected jobs from scratch')
     p.add_argument('--verbose', action='store_true',
                    help='stream each job\'s output to the console; full tracebacks on errors')
+    p.add_argument('--progress-every', type=float, default=60.0, metavar='S',
+                   help='every S seconds, one line per running job whose progress moved: its '
+                   'step, iteration / total and mmengine\'s ETA (default 60; 0 = off; not with '
+                   '--verbose, which streams the logs)')
     p.add_argument('--spec', default='benchmarks.tables',
                    help='module name or .py file defining TABLES (see benchmarks/run.py)')
     p.add_argument('--paper-csv', default=str(R.PAPER_CSV))

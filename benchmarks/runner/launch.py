@@ -33,7 +33,8 @@ from benchmarks.runner.plan import (FINAL_WEIGHTS, JOB_JSON, METRICS, RUN_LOG, J
                                     RunStatus, has_final_weights)
 
 __all__ = ['LOCK_NAME', 'train_command', 'test_command', 'checkpoint_of', 'shell', 'LockedError', 'RunLock',
-           'stop_all_children', 'run_logged', 'error_from_log', 'slot_envs', 'execute', 'schedule']
+           'stop_all_children', 'run_logged', 'error_from_log', 'slot_envs', 'execute', 'schedule',
+           'parse_progress', 'job_progress', 'format_progress', 'progress_printer']
 
 LOCK_NAME = '.runner.lock'
 THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')
@@ -209,6 +210,63 @@ def stop_all_children() -> None:
             proc.terminate()
 
 
+# ------------------------------------------------------------------------ job progress ---
+# mmengine's LoggerHook line, e.g. "... - INFO - Iter(train) [ 20/200]  base_lr: ... eta: 0:11:18
+# time: 4.2262 ..." (mmengine/runner/log_processor.py: "Iter(mode) [cur/max]" and "eta: " +
+# str(timedelta)); the same for Iter(test) / Iter(val).
+_ITER_RE = re.compile(r'Iter\((train|val|test)\)\s*\[\s*(\d+)/(\d+)\]')
+_ETA_RE = re.compile(r'\beta: ((?:\d+ days?, )?\d+:\d\d:\d\d)')
+# The latest progress of each running step, by its log path (written by run_logged's reader
+# thread, read by the scheduler's thread: one dict assignment each, so no lock is needed).
+_PROGRESS: Dict[str, dict] = {}
+
+
+def parse_progress(line: str) -> Optional[dict]:
+    """``{'mode', 'iter', 'max_iters', 'eta'}`` from one mmengine log line, else None."""
+    m = _ITER_RE.search(line)
+    if not m:
+        return None
+    eta = _ETA_RE.search(line)
+    return {'mode': m.group(1), 'iter': int(m.group(2)), 'max_iters': int(m.group(3)),
+            'eta': eta.group(1) if eta else None}
+
+
+def job_progress(job: Job) -> Optional[dict]:
+    """The latest progress of ``job``'s running step (None before its first log line):
+    ``step`` (train / test), and from mmengine's last ``Iter(...)`` line ``iter``, ``max_iters``,
+    ``eta`` (mmengine's estimate for that step), ``at`` (when it was seen)."""
+    return _PROGRESS.get(str(job.dir / RUN_LOG))
+
+
+def format_progress(p: Optional[dict]) -> str:
+    """``train 120/200 (60%), ETA 0:01:20`` (or ``train starting`` before the first line)."""
+    if not p:
+        return 'starting'
+    if p.get('iter') is None:
+        return f'{p["step"]} starting'
+    pct = 100 * p['iter'] // max(1, p['max_iters'])
+    eta = f', ETA {p["eta"]}' if p.get('eta') else ''
+    return f'{p["step"]} {p["iter"]}/{p["max_iters"]} ({pct}%){eta}'
+
+
+def progress_printer(total: int, name: Callable[[Job], str] = lambda j: j.label,
+                     prefix: str = '') -> Callable[[List[tuple]], None]:
+    """A ``schedule`` ``on_tick``: one line per running job whose progress moved since its last
+    line, e.g. ``[3/28] ...   aeroseg/aeroseg_vitb16_isaid seed0: train 120/200 (60%), ETA
+    0:01:20 (running 0:03:12)``."""
+    seen: Dict[str, tuple] = {}
+
+    def on_tick(running: List[tuple]) -> None:
+        for i, j, _slot, t0 in running:
+            p = job_progress(j)
+            key = (p or {}).get('step'), (p or {}).get('iter')
+            if seen.get(j.label) != key:
+                seen[j.label] = key
+                print(f'{prefix}[{i}/{total}] ...   {name(j)}: {format_progress(p)} '
+                      f'(running {hms(time.time() - t0)})', flush=True)
+    return on_tick
+
+
 def run_logged(cmd: Sequence[str], log_path: Path, verbose: bool,
                env_extra: Optional[Dict[str, str]] = None) -> int:
     """Run ``cmd`` from the repo root, appending its output to ``log_path`` (and the console
@@ -228,11 +286,17 @@ def run_logged(cmd: Sequence[str], log_path: Path, verbose: bool,
                                 preexec_fn=_pdeathsig if sys.platform.startswith('linux') else None)
         with _RUNNING_LOCK:
             _RUNNING.add(proc)
+        key = str(log_path)
+        step = 'train' if 'benchmarks.train' in cmd else 'test'
+        _PROGRESS[key] = {'step': step, 'iter': None, 'at': time.time()}
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
                 log.write(line)
                 log.flush()
+                p = parse_progress(line.decode('utf-8', 'replace'))
+                if p is not None:
+                    _PROGRESS[key] = dict(p, step=step, at=time.time())
                 if verbose:
                     sys.stdout.write(line.decode('utf-8', 'replace'))
                     sys.stdout.flush()
@@ -248,6 +312,7 @@ def run_logged(cmd: Sequence[str], log_path: Path, verbose: bool,
                 proc.kill()
             raise
         finally:
+            _PROGRESS.pop(key, None)
             with _RUNNING_LOCK:
                 _RUNNING.discard(proc)
 
@@ -402,14 +467,18 @@ def schedule(jobs: Sequence[Job], envs: Sequence[Dict[str, str]],
              run: Callable[[Job, Dict[str, str]], Any],
              on_skip: Callable[[int, Job], None],
              on_start: Callable[[int, Job, int], None],
-             on_done: Callable[[int, Job, Any, Optional[Exception], float], None]) -> None:
+             on_done: Callable[[int, Job, Any, Optional[Exception], float], None],
+             on_tick: Optional[Callable[[List[tuple]], None]] = None,
+             tick_s: float = 60.0) -> None:
     """Run ``jobs`` in order, each in a free slot (slot i runs with ``envs[i]``).
 
     A job that cannot run (done, missing config, config error) goes to ``on_skip(index, job)``
     in its turn. A job testing another job's weights (``weights_from``) starts after that job
     has finished; later jobs may take the free slots meanwhile. ``run(job, env)`` executes in a worker thread; ``on_start(index, job, slot)``
     and ``on_done(index, job, result, error, t0)`` (``error``: what ``run`` raised) run in the
-    calling thread, which thus stays the only writer of shared files. A KeyboardInterrupt (Ctrl-C,
+    calling thread, which thus stays the only writer of shared files. With ``on_tick``, every
+    ``tick_s`` seconds while jobs run, ``on_tick([(index, job, slot, t0), ...])`` gets the running
+    ones (in the calling thread too). A KeyboardInterrupt (Ctrl-C,
     or ``run`` stopped by one) stops every slot's job, then propagates.
     """
     free = list(range(len(envs)))
@@ -444,7 +513,11 @@ def schedule(jobs: Sequence[Job], envs: Sequence[Dict[str, str]],
                 running[pool.submit(run, j, envs[slot])] = (i, j, slot, time.time())
             if not running:
                 continue
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED,
+                           timeout=tick_s if on_tick is not None else None)
+            if not done:
+                on_tick(sorted(running.values(), key=lambda r: r[0]))
+                continue
             for fut in done:
                 i, j, slot, t0 = running.pop(fut)
                 free.append(slot)

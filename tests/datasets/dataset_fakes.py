@@ -61,6 +61,32 @@ def fake_isaid(raw: Path, layout: Dict[str, Dict[str, Tuple[int, int, Sequence[i
     return expected
 
 
+def zip_isaid(extracted: Path, raw: Path, parts: int = 2) -> None:
+    """The files of a :func:`fake_isaid` release packed as the official download comes, in the
+    layout mmsegmentation documents (mmseg 1.2.2 tools/dataset_converters/isaid.py reads
+    ``<split>/images/*.zip`` and ``<split>/Semantic_masks/*.zip``, members under ``images/``):
+    ``<split>/images/part1.zip ... part<parts>.zip`` (the images, dealt out in turn) and
+    ``<split>/Semantic_masks/images.zip`` (the colour and id masks), plus a test split."""
+    import zipfile
+    for split_dir in sorted(p for p in extracted.iterdir() if p.is_dir()):
+        files = sorted(split_dir.rglob('*.png'))
+        imgs = [f for f in files if not f.stem.endswith('_RGB')]
+        masks = [f for f in files if f.stem.endswith('_RGB')]
+        (raw / split_dir.name / 'images').mkdir(parents=True, exist_ok=True)
+        (raw / split_dir.name / 'Semantic_masks').mkdir(parents=True, exist_ok=True)
+        for k in range(parts):
+            with zipfile.ZipFile(raw / split_dir.name / 'images' / f'part{k + 1}.zip', 'w') as z:
+                for f in imgs[k::parts]:
+                    z.write(f, f'images/{f.name}')
+        with zipfile.ZipFile(raw / split_dir.name / 'Semantic_masks' / 'images.zip', 'w',
+                             zipfile.ZIP_DEFLATED) as z:
+            for f in masks:
+                z.write(f, f'images/{f.name}')
+    (raw / 'test' / 'images').mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(raw / 'test' / 'images' / 'part1.zip', 'w') as z:
+        z.writestr('images/P9999.png', b'not read')
+
+
 # ------------------------------------------------------------------------------ DLRSD
 def fake_dlrsd(raw: Path, scenes: Sequence[str] = ('airplane', 'beach'), per_scene: int = 5,
                size: int = 16, labels_dir: str = 'DLRSD/Images') -> Dict[str, np.ndarray]:

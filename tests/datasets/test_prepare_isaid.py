@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from aeroseg.datasets.prepare import main
-from dataset_fakes import fake_isaid
+from dataset_fakes import fake_isaid, zip_isaid
 
 LAYOUT_TRAIN = {'P0001': (70, 100, [0, 3, 13]), 'P0002': (40, 40, [5, 8])}
 LAYOUT_VAL = {'P0003': (50, 64, [1, 14])}
@@ -175,13 +175,53 @@ def test_single_class_label_set_fails(tmp_path, capsys):
     assert 'only class 3 (tennis court)' in _err(capsys)
 
 
-def test_zip_only_release_says_extract(tmp_path, capsys):
+def _tree(root):
+    """Every output file's bytes (the per-source markers, which name the source, left out)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob('*'))
+            if p.is_file() and '.prepare' not in p.parts and p.name != 'prepare_report.json'}
+
+
+def test_official_zips_read_in_place_give_the_same_output(release, tmp_path, capsys):
+    """#19 item 6: the download as it comes (mmseg's documented zip layout), streamed from the
+    archives, gives byte for byte what the extracted layout gives, and extracts nothing."""
+    raw, out, _ = release
+    zipped = tmp_path / 'zipped'
+    zip_isaid(raw, zipped)
+    assert run(raw, out / 'extracted') == 0
+    before = sorted(p for p in zipped.rglob('*'))
+    assert run(zipped, out / 'zips') == 0
+    assert sorted(p for p in zipped.rglob('*')) == before            # nothing extracted
+    a, b = _tree(out / 'extracted'), _tree(out / 'zips')
+    assert len([k for k in a if k.startswith('ann_dir')]) > 4 and a.keys() == b.keys()
+    assert a == b
+    ra, rb = (json.loads((out / d / 'prepare_report.json').read_text()) for d in ('extracted', 'zips'))
+    assert ra['counts'] == rb['counts'] and ra['histogram'] == rb['histogram']
+    # and again: the markers written from the zips let a rerun reuse every crop
+    assert run(zipped, out / 'zips') == 0
+    assert 'kept from an earlier run' in capsys.readouterr().out
+
+
+def test_damaged_zip_is_one_line_naming_it(tmp_path, capsys):
     raw = tmp_path / 'raw'
     for s in ('train', 'val'):
         (raw / s / 'images').mkdir(parents=True)
         (raw / s / 'images' / 'part1.zip').write_bytes(b'PK')
     assert run(raw, tmp_path / 'out') == 1
-    assert 'extract the archives' in _err(capsys)
+    err = _err(capsys).strip().splitlines()
+    assert err == [f"error: '{raw / 'train' / 'images' / 'part1.zip'}' is not a readable zip "
+                   f"archive (File is not a zip file); download it again"]
+
+
+def test_zips_without_images_say_what_is_expected(tmp_path, capsys):
+    import zipfile
+    raw = tmp_path / 'raw'
+    for s in ('train', 'val'):
+        (raw / s / 'images').mkdir(parents=True)
+        with zipfile.ZipFile(raw / s / 'images' / 'part1.zip', 'w') as z:
+            z.writestr('readme.txt', 'x')
+    assert run(raw, tmp_path / 'out') == 1
+    err = _err(capsys)
+    assert 'no iSAID images' in err and 'part1.zip' in err and 'train/images/part*.zip' in err
 
 
 def test_colour_decoding_literal_devkit_colours(tmp_path):

@@ -131,3 +131,52 @@ def test_all_unknown_labels_fail(release, capsys):
         Image.fromarray(np.zeros(Image.open(p).size[::-1], np.uint8), 'L').save(p)
     assert run(raw, out) == 1
     assert 'every label pixel is ignore' in _err(capsys)
+
+
+def _geotiff(path, arr, **opts):
+    """A georeferenced GeoTIFF as GDAL writes them (CRS, transform, tiles, compression)."""
+    import rasterio
+    from rasterio.transform import from_origin
+    arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
+    with rasterio.open(path, 'w', driver='GTiff', width=arr.shape[2], height=arr.shape[1],
+                       count=arr.shape[0], dtype='uint8', crs='EPSG:32632',
+                       transform=from_origin(500000, 5600000, 0.5, 0.5), **opts) as dst:
+        dst.write(arr)
+
+
+@pytest.mark.parametrize('opts', [
+    dict(compress='deflate', predictor=2, tiled=True, blockxsize=16, blockysize=16, interleave='band'),
+    dict(compress='lerc'),   # a GDAL codec PIL cannot decode
+])
+def test_geotiffs_are_read_through_rasterio(release, opts):
+    """#19 item 6: OEM rasters go through the suite's raster dependency (rasterio / GDAL), so a
+    tile PIL cannot decode is read too, with the same values."""
+    pytest.importorskip('rasterio')
+    raw, out, exp = release
+    img = np.asarray(Image.open(raw / 'aachen' / 'images' / 'aachen_1.tif'))
+    lab = np.asarray(Image.open(raw / 'aachen' / 'labels' / 'aachen_1.tif'))
+    _geotiff(raw / 'aachen' / 'images' / 'aachen_1.tif', img, **opts)
+    _geotiff(raw / 'aachen' / 'labels' / 'aachen_1.tif', lab, **opts)
+    if opts['compress'] == 'lerc':
+        with pytest.raises(Exception):  # the reason to read through GDAL
+            Image.open(raw / 'aachen' / 'images' / 'aachen_1.tif').load()
+    assert run(raw, out) == 0
+    for y, x in ((0, 0), (16, 48)):
+        crop = f'aachen_1_{y}_{y + 16}_{x}_{x + 16}.png'
+        np.testing.assert_array_equal(np.asarray(Image.open(out / 'ann_dir' / 'train' / crop)),
+                                      exp['aachen_1.tif'][y:y + 16, x:x + 16])
+        np.testing.assert_array_equal(np.asarray(Image.open(out / 'img_dir' / 'train' / crop)),
+                                      img[y:y + 16, x:x + 16])
+
+
+def test_multiband_float_raster_is_one_line(release, capsys):
+    raw, out, _ = release
+    import rasterio
+    p = raw / 'aachen' / 'images' / 'aachen_1.tif'
+    with rasterio.open(p, 'w', driver='GTiff', width=8, height=8, count=2, dtype='float32') as d:
+        d.write(np.zeros((2, 8, 8), np.float32))
+    assert run(raw, out) == 1
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert all('OEM train tiles:' in ln for ln in err[:-1])  # the tqdm bar, ended before the error
+    err = err[-1:]
+    assert err == [f"error: '{p}': 2 band(s) of float32; expected uint8 with 1 (label), 3 or 4 (image) bands"]

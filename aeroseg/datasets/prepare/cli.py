@@ -11,7 +11,7 @@ import sys
 from typing import List, Optional
 
 from . import dlrsd, isaid, oem
-from .common import PrepareError
+from .common import PrepareError, close_bars
 
 TOOLS = {'isaid': isaid, 'dlrsd': dlrsd, 'oem': oem}
 
@@ -40,8 +40,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         TOOLS[args.dataset].run(args)
     except PrepareError as e:
+        close_bars()
         print(f'error: {e}', file=sys.stderr)
         return 1
+    finally:
+        close_bars()
     return 0
 
 

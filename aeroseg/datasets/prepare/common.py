@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import numpy as np
@@ -71,26 +72,58 @@ def decode_raw_values(im: Image.Image, raw_to_id: Mapping[int, int], what: str,
     return ids.astype(np.uint8)
 
 
-def open_image(path: Path) -> Image.Image:
-    """Open an image file (PIL; GeoTIFFs via tifffile if PIL cannot decode them)."""
+@dataclass(frozen=True)
+class ZipMember:
+    """A file inside a zip archive of a raw release, read in place (never extracted)."""
+    zip: Path
+    name: str
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name).suffix
+
+    def __str__(self) -> str:
+        return f'{self.zip}!{self.name}'
+
+
+def zip_entries(zip_path: Path) -> List[ZipMember]:
+    """The file members of ``zip_path`` (sorted); a damaged archive is an error naming it."""
     try:
+        with zipfile.ZipFile(zip_path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise PrepareError(f'{str(zip_path)!r} is not a readable zip archive ({e}); download it '
+                           f'again') from None
+    return [ZipMember(Path(zip_path), n) for n in sorted(names) if not n.endswith('/')]
+
+
+def open_image(path) -> Image.Image:
+    """Open one image of a raw release: GeoTIFF / TIFF through rasterio (``aeroseg.raster``:
+    whatever compression, tiling or interleave GDAL reads), PNG / JPEG through PIL, from a file
+    or a :class:`ZipMember` (streamed from the archive)."""
+    from aeroseg.raster import InputError, read_raster
+    try:
+        if isinstance(path, ZipMember):
+            with zipfile.ZipFile(path.zip) as zf, zf.open(path.name) as f:
+                im = Image.open(f)
+                im.load()
+            return im
+        if str(path).lower().endswith(('.tif', '.tiff')):
+            arr = read_raster(path)
+            if arr.dtype != np.uint8 or arr.shape[0] not in (1, 3, 4):
+                raise PrepareError(f'{str(path)!r}: {arr.shape[0]} band(s) of {arr.dtype}; expected '
+                                   f'uint8 with 1 (label), 3 or 4 (image) bands')
+            # (bands, H, W) -> PIL's L / RGB / RGBA of the same values
+            return Image.fromarray(arr[0] if arr.shape[0] == 1 else np.ascontiguousarray(np.moveaxis(arr, 0, -1)))
         im = Image.open(path)
         im.load()
         return im
-    except Exception as e:  # noqa: BLE001 - re-raised with the file name below
-        if str(path).lower().endswith(('.tif', '.tiff')):
-            try:
-                import tifffile  # optional
-            except ImportError:
-                raise PrepareError(f'cannot read {str(path)!r} with PIL ({e}); install tifffile '
-                                   f'(pip install tifffile) to read this GeoTIFF') from e
-            arr = tifffile.imread(str(path))
-            if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
-                arr = np.moveaxis(arr, 0, -1)  # planar (bands first) -> HWC
-            if arr.dtype != np.uint8:
-                raise PrepareError(f'{str(path)!r}: expected uint8 data, got {arr.dtype}')
-            return Image.fromarray(arr)
-        raise PrepareError(f'cannot read {str(path)!r}: {e}') from e
+    except PrepareError:
+        raise
+    except InputError as e:
+        raise PrepareError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+        raise PrepareError(f'cannot read {str(path)!r}: {e}') from None
 
 
 def as_rgb(im: Image.Image, path: Path) -> Image.Image:
@@ -283,12 +316,22 @@ def report(name: str, split: Split, stats: Dict[str, SplitStats], paper: Dict[st
     return rep
 
 
-def progress(it: Iterable, total: int, what: str, every: int = 500):
-    """Yield from ``it``, printing a line every ``every`` items (no tqdm dependency)."""
-    for i, x in enumerate(it, 1):
-        yield x
-        if i % every == 0 or i == total:
-            print(f'  {what}: {i}/{total}', flush=True)
+_BARS: list = []
+
+
+def progress(it: Iterable, total: int, what: str):
+    """``it`` with a tqdm bar on stderr (redrawn in place on a terminal; in a log, a line about
+    every 30 s). :func:`close_bars` ends the bars still open, e.g. before an error line."""
+    from tqdm import tqdm
+    bar = tqdm(it, total=total, desc=f'  {what}', unit='file', dynamic_ncols=True,
+               mininterval=0.5 if os.isatty(2) else 30)
+    _BARS.append(bar)
+    return bar
+
+
+def close_bars() -> None:
+    while _BARS:
+        _BARS.pop().close()
 
 
 # ------------------------------------------------------------------------------ crops

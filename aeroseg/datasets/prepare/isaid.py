@@ -1,13 +1,23 @@
 """iSAID -> 256 x 256 crops in the processed layout (the paper's iSAID-5i processing).
 
-Raw input (the official iSAID download, archives extracted; test/ is not used)::
+Raw input: the official iSAID download as it comes, the archives read in place (streamed
+member by member, never extracted), as mmsegmentation documents it (mmseg 1.2.2
+``docs/en/user_guides/2_dataset_prepare.md`` and ``tools/dataset_converters/isaid.py``, which
+reads ``<split>/images/*.zip`` and ``<split>/Semantic_masks/*.zip``, members under ``images/``)::
+
+    <raw>/train/images/part1.zip ... part3.zip         images/P0000.png ...  (DOTA images, RGB)
+    <raw>/train/Semantic_masks/images.zip              images/P0000_instance_color_RGB.png ...
+    <raw>/val/images/part1.zip, val/Semantic_masks/images.zip
+
+or the same archives extracted (test/ is not used)::
 
     <raw>/train/**/P0000.png                        DOTA image (RGB)
     <raw>/train/**/P0000_instance_color_RGB.png     8-bit RGB semantic colour mask
     <raw>/val/...                                   same
 
-(``**`` = any sub-folder: the devkit keeps both in ``images/``, the download ships the masks
-in ``Semantic_masks/images/``; ``*_instance_id_RGB.png`` files are ignored.)
+(``**`` = any sub-folder, in a folder or in any ``*.zip`` under ``<raw>/<split>``: the devkit
+keeps both in ``images/``, the download ships the masks in ``Semantic_masks/images/``;
+``*_instance_id_RGB.png`` files are ignored.) Both give the same output, byte for byte.
 
 Decoding: every colour must be one of the 15 class colours of the devkit's ``labels.py``
 (``splits.get_split('isaid').palette``, read in RGB order as mmseg's converter does) or black
@@ -28,16 +38,18 @@ from __future__ import annotations
 
 import argparse
 import re
-from pathlib import Path
-from typing import Dict, List, Tuple
+from pathlib import Path, PurePosixPath
+from typing import Dict, Iterator, List, Tuple, Union
 
 import numpy as np
 from PIL import Image
 
 from ..splits import get_split
-from .common import (IGNORE, SPLITS, PrepareError, SplitStats, as_rgb, open_image, progress,
-                     report, require_dir, require_pairs, require_same_size, reuse_crops,
-                     write_crops)
+from .common import (IGNORE, SPLITS, PrepareError, SplitStats, ZipMember, as_rgb, open_image,
+                     progress, report, require_dir, require_pairs, require_same_size, reuse_crops,
+                     write_crops, zip_entries)
+
+Source = Union[Path, ZipMember]  # a file, or a member of one of the release's zips
 
 PAPER_COUNTS = {'train': 18076, 'val': 6363}
 DEVKIT_SKIP = ('P1527', 'P1530')  # iSAID_Devkit preprocess/split.py skips these two
@@ -56,25 +68,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help='comma-separated image ids to leave out (devkit: P1527,P1530)')
 
 
-def find_pairs(raw: Path, split: str) -> List[Tuple[str, Path, Path]]:
+def _files(root: Path) -> Iterator[Tuple[str, Source]]:
+    """(file name, source) of every PNG under ``root``: files, then members of its zips."""
+    for p in sorted(root.rglob('*.png')):
+        yield p.name, p
+    for z in sorted(root.rglob('*.zip')):
+        for m in zip_entries(z):
+            yield PurePosixPath(m.name).name, m
+
+
+def find_pairs(raw: Path, split: str) -> List[Tuple[str, Source, Source]]:
     """(stem, image, colour mask) of one split, sorted; errors name the offending file."""
     root = require_dir(raw / split, f'iSAID {split} folder',
-                       f'--raw must hold the extracted official download with {split}/ inside '
-                       f'(images and *_instance_color_RGB.png masks)')
-    images: Dict[str, Path] = {}
-    masks: Dict[str, Path] = {}
-    for p in sorted(root.rglob('*.png')):
+                       f'--raw must hold the official download with {split}/ inside '
+                       f'({split}/images/*.zip and {split}/Semantic_masks/*.zip, or their '
+                       f'contents extracted)')
+    images: Dict[str, Source] = {}
+    masks: Dict[str, Source] = {}
+    zips = sorted(str(z) for z in root.rglob('*.zip'))
+    for name, src in _files(root):
         for regex, found in ((_IMG_RE, images), (_MASK_RE, masks)):
-            m = regex.match(p.name)
+            m = regex.match(name)
             if m:
                 if m.group(1) in found:
-                    raise PrepareError(f'{p.name} found twice: {str(found[m.group(1)])!r} and '
-                                       f'{str(p)!r}; keep one copy')
-                found[m.group(1)] = p
+                    raise PrepareError(f'{name} found twice: {str(found[m.group(1)])!r} and '
+                                       f'{str(src)!r}; keep one copy (the archive or its '
+                                       f'extracted files)')
+                found[m.group(1)] = src
     if not images:
-        zips = sorted(str(z) for z in root.rglob('*.zip'))
-        hint = (f'; extract the archives first: {", ".join(zips)}' if zips else '')
-        raise PrepareError(f'no iSAID images (P0000.png ...) under {str(root)!r}{hint}')
+        hint = f' (nor in {", ".join(zips)})' if zips else ''
+        raise PrepareError(f'no iSAID images (P0000.png ...) under {str(root)!r}{hint}; expected '
+                           f'{split}/images/part*.zip of the official download or its contents')
     require_pairs(
         images, masks,
         no_mask=lambda s: (f'{str(images[s])!r} has no {s}_instance_color_RGB.png under '
@@ -83,10 +107,10 @@ def find_pairs(raw: Path, split: str) -> List[Tuple[str, Path, Path]]:
     return [(s, images[s], masks[s]) for s in sorted(images)]
 
 
-def decode_colour_mask(path: Path, rows_per_block: int = 1024) -> np.ndarray:
+def decode_colour_mask(path: Source, rows_per_block: int = 1024) -> np.ndarray:
     """RGB colour mask -> ids (0..14; black background -> 255)."""
     split = get_split('isaid')
-    im = Image.open(path)
+    im = open_image(path)
     if im.mode == 'P':
         raise PrepareError(
             f'mask {str(path)!r} is a palette-mode (P) PNG, but iSAID colour masks are 8-bit RGB; '
@@ -120,7 +144,7 @@ def decode_colour_mask(path: Path, rows_per_block: int = 1024) -> np.ndarray:
     return ids
 
 
-def process_pair(stem: str, img_path: Path, mask_path: Path, out: Path, split: str,
+def process_pair(stem: str, img_path: Source, mask_path: Source, out: Path, split: str,
                  args: argparse.Namespace, st: SplitStats) -> None:
     if not args.force and reuse_crops(out, 'isaid', split, stem, st):
         return
@@ -138,7 +162,8 @@ def run(args: argparse.Namespace) -> dict:
     Image.MAX_IMAGE_PIXELS = 400_000_000  # iSAID images reach ~13,000 px on a side
     raw, out = Path(args.raw), Path(args.out)
     require_dir(raw, 'raw iSAID folder (--raw)', 'Download iSAID (images from DOTA-v1.0, '
-                'semantic masks from the iSAID site) and extract train/ and val/ into it')
+                'semantic masks from the iSAID site) into train/ and val/ as mmsegmentation '
+                'documents it (train/images/part1.zip ..., train/Semantic_masks/images.zip)')
     skip = {s.strip() for s in (args.skip or '').split(',') if s.strip()}
     stats = {}
     for split in SPLITS:
@@ -146,7 +171,7 @@ def run(args: argparse.Namespace) -> dict:
         if args.limit:
             pairs = pairs[:args.limit]
         st = stats[split] = SplitStats()
-        for stem, ip, mp in progress(pairs, len(pairs), f'iSAID {split} images', every=50):
+        for stem, ip, mp in progress(pairs, len(pairs), f'iSAID {split} images'):
             process_pair(stem, ip, mp, out, split, args, st)
     params = dict(patch_size=args.patch_size, overlap=args.overlap, edge=args.edge,
                   min_labelled_pixels=args.min_labelled_pixels, skip=sorted(skip),

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> dict:
         if args.limit:
             pairs = pairs[:args.limit]
         st = stats[split] = SplitStats()
-        for stem, ip, lp in progress(pairs, len(pairs), f'OEM {split} tiles', every=100):
+        for stem, ip, lp in progress(pairs, len(pairs), f'OEM {split} tiles'):
             if not args.force and reuse_crops(out, 'oem', split, stem, st):
                 continue
             ids = decode_label(lp)
