@@ -307,7 +307,10 @@ class SCANSegmentor(OpenVocabSegmentor):
         h, w = inputs.shape[-2:]
         d = self.size_divisor
         padded = F.pad(inputs, (0, (-w) % d, 0, (-h) % d))
-        logits, masks, clip_out = self.proposals(padded, names)
+        # the padding is zero AFTER normalising (detectron2 ImageList), for the Swin and the CLIP
+        samples = [SegDataSample(metainfo=dict(img_shape=(h, w), pad_shape=padded.shape[-2:]))
+                   for _ in range(inputs.shape[0])]
+        logits, masks, clip_out = self.proposals(padded, names, samples)
         cls_logits, mask_logits = logits[-1], masks[-1]
         masks_up = F.interpolate(mask_logits, size=padded.shape[-2:], mode='bilinear',
                                  align_corners=False)[..., :h, :w].sigmoid()

@@ -182,3 +182,25 @@ def test_mmdet_is_scan_only():
     r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
                        env={**os.environ, 'PYTHONPATH': os.path.abspath(ROOT)})
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+@torch.no_grad()
+def test_padding_is_zero_after_normalising(model, monkeypatch):
+    """Test inputs are padded to a multiple of 32 with zeros in normalised space (upstream's
+    ImageList), for the Swin and the CLIP alike."""
+    seen = {}
+
+    def spy(key, fn):
+        def wrapped(x):
+            seen[key] = x
+            return fn(x)
+        return wrapped
+
+    monkeypatch.setattr(model, 'original_clip', spy('clip', model.original_clip))
+    monkeypatch.setattr(model.backbone, 'forward', spy('swin', model.backbone.forward))
+    out = model.forward_logits(torch.full((1, 3, 50, 40), 200.), list(model.test_vocabulary))
+    assert out['logits'].shape == (1, 15, 50, 40)
+    for k in ('clip', 'swin'):
+        x = seen[k]
+        assert x.shape[-2:] == (64, 64) and (x[..., 50:, :] == 0).all() and (x[..., :, 40:] == 0).all()
+        assert (x[..., :50, :40] != 0).all()
