@@ -166,7 +166,7 @@ def mask_boxes(masks: Tensor) -> Tensor:
     for i in range(masks.shape[0]):
         xs, ys = torch.where(x_any[i])[0], torch.where(y_any[i])[0]
         if len(xs) and len(ys):
-            boxes[i] = torch.tensor([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1], dtype=torch.float32)
+            boxes[i] = torch.stack([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1]).float()
     return boxes
 
 
