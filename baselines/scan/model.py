@@ -180,7 +180,7 @@ class SCANSegmentor(OpenVocabSegmentor):
     # ------------------------------------------------------------------ hooks
     @classmethod
     def weight_fields(cls, model_cfg) -> Dict[str, str]:
-        out = {'vl': 'clip.pretrained', 'backbone': 'backbone_checkpoint'}
+        out = {'vl': 'clip.pretrained', 'proposals': 'backbone_checkpoint'}  # Swin of the proposals
         if model_cfg.get('cs_clip') is not None:
             out['cs_clip'] = 'cs_clip.pretrained'
         return out
