@@ -204,3 +204,17 @@ def test_padding_is_zero_after_normalising(model, monkeypatch):
         x = seen[k]
         assert x.shape[-2:] == (64, 64) and (x[..., 50:, :] == 0).all() and (x[..., :, 40:] == 0).all()
         assert (x[..., :50, :40] != 0).all()
+
+
+def test_recipe_and_its_mini_schedule():
+    """Official recipe (scan_vitB.yaml SOLVER) and, at mini scale, the warm-up keeping its share
+    of the schedule (1.5k of 120k -> 2 of 200) instead of ending after the whole run."""
+    full = load_config(os.path.join(ROOT, CFG))
+    opt = full.optim_wrapper
+    assert (opt.optimizer.lr, opt.optimizer.weight_decay, opt.clip_grad.max_norm) == (6e-5, 0.01, 0.01)
+    assert full.train_cfg.max_iters == 120000 and full.train_dataloader.batch_size == 32
+    warm, poly = full.param_scheduler
+    assert (warm.start_factor, warm.end, poly.begin, poly.end) == (1e-6, 1500, 1500, 120000)
+    mini = load_config(os.path.join(ROOT, CFG), scale='mini')
+    warm, poly = mini.param_scheduler
+    assert (warm.begin, warm.end, poly.begin, poly.end) == (0, 2, 2, mini.train_cfg.max_iters)
