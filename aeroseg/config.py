@@ -125,11 +125,16 @@ def apply_mini_scale(cfg: Config, data_root: Optional[str] = None) -> Config:
             dl.batch_size = m.batch_size
     # schedule (a training-free config has none)
     iters = m.iters[ds] if ds in m.iters else m.iters['default']
+    full_iters = (cfg.get('train_cfg') or {}).get('max_iters') or iters
     if cfg.get('train_cfg'):
         cfg.train_cfg.max_iters = iters
         cfg.train_cfg.val_interval = iters
     for s in cfg.get('param_scheduler') or ():
-        s.end = iters
+        # phases keep their share of the schedule (a warm-up over 1.5k of 120k: 3 of 200)
+        if s.get('begin'):
+            s.begin = max(1, round(s.begin * iters / full_iters))
+        s.end = iters if s.get('end', full_iters) >= full_iters else \
+            max(s.get('begin', 0) + 1, round(s.end * iters / full_iters))
         if 'T_max' in s:
             s.T_max = iters
     if cfg.get('optim_wrapper'):

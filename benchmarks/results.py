@@ -173,7 +173,8 @@ def table_markdown(table: Table, values: CellValues, paper: PaperValues,
              '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for row in table.rows:
         same = (shared or {}).get(row.label)
-        cells = [row.label + (f' (same job as {", ".join(same)})' if same else '')]
+        cells = [row.label + (f' (same job as {", ".join(same)})' if same else '')
+                 + (f' [{row.note}]' if row.note else '')]
         for ds, m in cols:
             cells.append(_md_cell(values.get((table.id, row.label, ds), {}).get(m, ()),
                                   paper.get((table.id, row.label, DATASETS.get(ds, ds), m))))

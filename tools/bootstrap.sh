@@ -12,7 +12,7 @@ PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
 MMCV_VERSION=2.1.0
-STAMP="$VENV/.aeroseg-stack-v2"  # v2: rasterio, tqdm, matplotlib (python -m aeroseg.infer)
+STAMP="$VENV/.aeroseg-stack-v3"  # v2: rasterio, tqdm, matplotlib (python -m aeroseg.infer); v3: mmdet 3.3.0 (SCAN)
 
 say() { printf '[bootstrap] %s\n' "$*"; }
 
@@ -55,6 +55,8 @@ SAM2_BUILD_CUDA=0 "${PIP[@]}" install -q --no-build-isolation "${TORCH_PINS[@]}"
 import torch, mmcv, mmengine, mmseg, open_clip, segment_anything, sam2  # noqa: F401
 from mmcv.ops import nms  # noqa: F401  (compiled ops present)
 import mmseg.models  # noqa: F401
-print('[bootstrap] ok: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmseg', mmseg.__version__)
+import mmdet.models  # noqa: F401  (SCAN's Mask2Former parts; its deps pycocotools, shapely, ...)
+print('[bootstrap] ok: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmseg', mmseg.__version__,
+      '| mmdet', __import__('mmdet').__version__)
 PY
 touch "$STAMP"

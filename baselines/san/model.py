@@ -29,15 +29,13 @@ import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
 from mmengine.config import ConfigDict
 from mmengine.registry import DefaultScope
-from mmengine.structures import PixelData
 from mmseg.models.text_encoder.clip_text_encoder import CLIPTextEncoder
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import SampleList, add_prefix, tokenizer
 from torch import Tensor, nn
 
-from aeroseg.datasets.transforms import HIDDEN_INDEX
 from aeroseg.models.base_segmentor import OpenVocabSegmentor
+from aeroseg.models.mask_classification import mask_targets, no_object_class_weight, normalize_zero_pad
 from aeroseg.utils.checkpoint import CheckpointError
 
 from .checkpoint import SAN_CLIP_PREFIXES, clip_to_san
@@ -244,16 +242,10 @@ class SANSegmentor(OpenVocabSegmentor):
         head.setdefault('ignore_index', self.ignore_index)
         losses = head.get('loss_decode')
         for loss in losses if isinstance(losses, (list, tuple)) else [losses]:
-            if loss.get('loss_name') != 'loss_cls_ce':
-                continue
-            w = loss.get('class_weight')
-            if w is None:
-                loss['class_weight'] = [1.0] * n + [no_object_weight]
-            elif len(w) != n + 1:
-                raise ValueError(
-                    f'model.decode_head.loss_decode[loss_cls_ce].class_weight has {len(w)} entries; '
-                    f'SAN needs one per training class plus no-object ({n} + 1 = {n + 1}, SAN issue '
-                    f'#46): set it to None (filled from the vocabulary and no_object_weight)')
+            if loss.get('loss_name') == 'loss_cls_ce':
+                loss['class_weight'] = no_object_class_weight(
+                    loss.get('class_weight'), n, no_object_weight,
+                    'model.decode_head.loss_decode[loss_cls_ce].class_weight')
 
     def load_clip(self, clip_sd: Dict[str, Tensor]) -> None:
         """Load an OpenAI / open_clip state dict (converted to the SAN layout) into the CLIP parts;
@@ -291,12 +283,7 @@ class SANSegmentor(OpenVocabSegmentor):
     def normalize(self, inputs: Tensor, data_samples: Optional[SampleList] = None) -> Tensor:
         """RGB 0..255 -> CLIP-normalised; the data preprocessor's padding set to 0 afterwards
         (upstream pads the normalised image with zeros, detectron2 ``ImageList``)."""
-        x = (inputs - self.pixel_mean) / self.pixel_std
-        for i, s in enumerate(data_samples or ()):
-            h, w = s.metainfo.get('img_shape', x.shape[-2:])[:2]
-            x[i, :, h:] = 0
-            x[i, :, :, w:] = 0
-        return x
+        return normalize_zero_pad(inputs, self.pixel_mean, self.pixel_std, data_samples)
 
     def san_forward(self, x: Tensor, names: Sequence[str], deep_supervision_idxs: List[int]):
         """mmseg's SAN on normalised ``x`` for ``names``: (mask proposals, class logits) per
@@ -333,14 +320,10 @@ class SANSegmentor(OpenVocabSegmentor):
         """SAN's set-prediction losses (Hungarian matching, class CE, mask BCE + dice on sampled
         points, deep supervision) on the training vocabulary."""
         x = self.normalize(inputs, data_samples)
-        targets = self.train_targets(data_samples, inputs.shape[-2:])
         # hidden unseen pixels: no class target, in no ground-truth mask (as unlabelled ones)
-        targets[targets == HIDDEN_INDEX] = self.ignore_index
-        samples = [SegDataSample(gt_sem_seg=PixelData(data=t[None])) for t in targets]
+        gts = mask_targets(self, data_samples, inputs.shape[-2:])
         props, logits = self.san_forward(x, self.train_vocabulary,
                                          self.decode_head.deep_supervision_idxs)
-        from mmseg.utils import seg_data_to_instance_data
-        gts = seg_data_to_instance_data(self.ignore_index, samples)
         return add_prefix(self.decode_head.loss_by_feat(logits, props, gts), 'decode')
 
     def extract_feat(self, inputs: Tensor):

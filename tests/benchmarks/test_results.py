@@ -62,6 +62,7 @@ def test_markdown_layout_and_notes(tmp_path):
     assert aero.rstrip(' |').endswith('54.78 (52.78)')  # average h-mIoU: ours, paper's printed 52.78
     scan = next(ln for ln in md if ln.startswith('| SCAN'))
     assert '– (44.31)' in scan
+    assert scan.startswith('| SCAN [no CS-CLIP: crops scored by the original CLIP] |')  # Row.note
     assert any('SCAN / iSAID: not implemented' in ln for ln in md)
     t3 = (tmp_path / 'table3.md').read_text()
     assert '| Method | iSAID | DLRSD | OEM | Average |' in t3
