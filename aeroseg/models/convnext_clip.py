@@ -70,17 +70,27 @@ class ConvNeXtCLIPBackbone(CLIPDenseBackbone):
     :func:`convnext_features` at ``image_size`` (SED: ``convnext_base_w_320`` at 768 x 768,
     ``sed/sed_model.py`` ``clip_resolution``). No rotations, no taps (``tap_indices`` must be empty).
 
+    ``drop_path``: the trunk's stochastic depth while training. 0.0 by default: SED's bundled
+    open_clip 2.10.1 ``convnext_base_w_320.json`` sets no ``timm_drop_path`` (timm's 0), whereas
+    open_clip 3.3.0's json sets 0.1; ``None`` keeps the open_clip config's value.
+
     ``forward(img)`` (RGB 0..255, B x 3 x H x W) returns ``dense`` (B, D, H'/32, W'/32),
     ``res2``..``res5`` and ``stem`` at the resized input size H' x W'.
     """
 
     def __init__(self, model_name: str = 'convnext_base_w_320', pretrained: Optional[str] = None,
-                 image_size=768, finetune: str = 'visual', **kwargs):
+                 image_size=768, finetune: str = 'visual', drop_path: Optional[float] = 0.0, **kwargs):
         for k in ('rotations', 'tap_indices', 'dense_residual'):
             if k in kwargs:
                 raise TypeError(f'ConvNeXtCLIPBackbone: {k!r} is a ViT option (CLIPDenseBackbone); remove it')
         super().__init__(model_name=model_name, pretrained=pretrained, image_size=image_size,
                          tap_indices=(), rotations=(0,), finetune=finetune, **kwargs)
+        if drop_path is not None:
+            from timm.layers import DropPath
+            for m in self.clip.visual.trunk.modules():
+                if isinstance(m, DropPath):
+                    m.drop_prob = float(drop_path)
+        self.drop_path = drop_path
 
     def _setup_visual(self, visual, tap_indices) -> None:
         if not is_convnext_tower(visual):
@@ -88,8 +98,7 @@ class ConvNeXtCLIPBackbone(CLIPDenseBackbone):
                                       f'tower (e.g. convnext_base_w_320), got {type(visual).__name__}')
         self.tap_indices = ()
         trunk = visual.trunk
-        self.stage_channels = tuple(int(s.blocks[-1].mlp.fc2.out_features if hasattr(s.blocks[-1].mlp, 'fc2')
-                                        else s.blocks[-1].conv_dw.out_channels) for s in trunk.stages)
+        self.stage_channels = tuple(int(f['num_chs']) for f in trunk.feature_info)  # res2..res5
         self.width = self.stage_channels[-1]
         self.embed_dim = int(visual.head.proj.out_features)
         self.patch_size = (32, 32)  # stem 4 x 3 downsamplings of 2: res5 at 1/32

@@ -139,8 +139,8 @@ class SEDHead(BaseModule):
         self.head = nn.Conv2d(decoder_dims[2], 1, kernel_size=3, stride=1, padding=1)
 
     def forward(self, corr: torch.Tensor, guidance: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-        """corr: (B, P, T, h, w); guidance: [res4 (B, C4, 2h?..)] as (B, C_i, ...) maps at 2h, 4h,
-        8h -> ``[logits (B, T, 8h, 8w), aux (B, T, h, w), aux (2h), aux (4h)]``."""
+        """corr: (B, P, T, h, w); guidance: [res4 (B, C4, 2h, 2w), res3 (4h), res2 (8h)] ->
+        ``[logits (B, T, 8h, 8w), aux (B, T, h, w), aux (2h), aux (4h)]``."""
         B, P, T, h, w = corr.shape
         if P != self.num_templates:
             raise ValueError(f'SEDHead: cost volume has {P} template channels, built for {self.num_templates}')

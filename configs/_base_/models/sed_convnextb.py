@@ -3,7 +3,8 @@
 # SED's "base version with a CLIP ConvNeXt-B and its default configuration".
 # CLIP: open_clip convnext_base_w_320 with the laion_aesthetic_s13b_b82k tag (CLIP_PRETRAINED
 # "Convnext-B" in sed_predictor.py; not laion2b_s13b_b82k_augreg), every input resized to 768 x 768
-# (SED.clip_resolution) with the CLIP mean / std; the image tower fully fine-tuned, the text tower
+# (SED.clip_resolution) with the CLIP mean / std, no stochastic depth (SED's bundled open_clip json
+# has no timm_drop_path; 3.3.0's has 0.1: ConvNeXtCLIPBackbone.drop_path=0.0); the image tower fully fine-tuned, the text tower
 # frozen (CLIP_FINETUNE "full": only "visual" parameters train), lr x 0.01 (CLIP_MULTIPLIER).
 # Encoder features res2..res5 (128 / 256 / 512 / 1024 ch at 1/4..1/32), dense CLIP features
 # (clip_vis_dense: norm_pre -> trunk.head -> visual.head, 640 ch, 24 x 24). Text: the 80 ImageNet

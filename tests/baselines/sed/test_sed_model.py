@@ -71,6 +71,25 @@ def test_full_recipe(ds):
     assert tuple(crop.crop_size) == (768, 768)
 
 
+def test_clip_drop_path(tmp_path):
+    """open_clip 3.3.0's convnext_base_w_320.json sets timm_drop_path 0.1, SED's bundled 2.10.1 json
+    none (timm's 0): the backbone switches stochastic depth off unless drop_path=None."""
+    import json
+    import open_clip
+    from timm.layers import DropPath
+    from aeroseg.models.convnext_clip import ConvNeXtCLIPBackbone
+    assert open_clip.get_model_config('convnext_base_w_320')['vision_cfg']['timm_drop_path'] == 0.1
+    cfg = json.loads((REPO_ROOT / 'aeroseg' / 'assets' / 'mini' / 'aeroseg-mini-convnext.json').read_text())
+    cfg['vision_cfg']['timm_drop_path'] = 0.1
+    (tmp_path / 'sed-test-droppath.json').write_text(json.dumps(cfg))
+
+    def probs(**kw):
+        b = ConvNeXtCLIPBackbone('sed-test-droppath', model_config_dir=str(tmp_path), image_size=64, **kw)
+        return [m.drop_prob for m in b.modules() if isinstance(m, DropPath)]
+    assert probs(drop_path=None) and max(probs(drop_path=None)) > 0
+    assert probs() and set(probs()) == {0.0}
+
+
 def test_mini_model(model):
     c = model.clip
     assert c.model_name == 'aeroseg-mini-convnext' and c.image_size == (256, 256) and c.grid == (8, 8)
