@@ -1,5 +1,11 @@
 """Pretrain the mini world's tiny CLIP (open_clip ``CLIP``, ViT 8-px patches) with open_clip's ClipLoss.
 
+``--tower convnext`` trains SED's tiny ConvNeXt CLIP instead (``aeroseg-mini-convnext``: open_clip's
+timm tower over ``aeroseg.models.convnext_clip.aeroseg_mini_convnext``, the class of
+``convnext_base_w``), with the same data, objective and schedule::
+
+    .venv/bin/python tools/train_tiny_clip.py --tower convnext --crop-steps 700 --full-steps 80 --seed 0
+
 Why: the suite's CPU regression needs a CLIP that knows every class of mini iSAID / DLRSD / OEM by
 name, seen and unseen, the way web pretraining made real CLIP know them, so that open-vocabulary
 transfer can be measured on the mini datasets. Image-caption pairs come from the same world
