@@ -4,4 +4,4 @@ Each ``baselines/<method>/`` holds what is the method's own (modules, official-c
 mapping, hooks); blocks shared with AerOSeg stay in :mod:`aeroseg.models`. Nothing under
 ``aeroseg/`` imports this package.
 """
-from . import catseg, ovrs, san, scan, segearthov  # noqa: F401
+from . import catseg, ovrs, san, scan, sed, segearthov  # noqa: F401

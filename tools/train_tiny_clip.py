@@ -1,5 +1,11 @@
 """Pretrain the mini world's tiny CLIP (open_clip ``CLIP``, ViT 8-px patches) with open_clip's ClipLoss.
 
+``--tower convnext`` trains SED's tiny ConvNeXt CLIP instead (``aeroseg-mini-convnext``: open_clip's
+timm tower over ``aeroseg.models.convnext_clip.aeroseg_mini_convnext``, the class of
+``convnext_base_w``), with the same data, objective and schedule::
+
+    .venv/bin/python tools/train_tiny_clip.py --tower convnext --crop-steps 700 --full-steps 80 --seed 0
+
 Why: the suite's CPU regression needs a CLIP that knows every class of mini iSAID / DLRSD / OEM by
 name, seen and unseen, the way web pretraining made real CLIP know them, so that open-vocabulary
 transfer can be measured on the mini datasets. Image-caption pairs come from the same world
@@ -49,6 +55,7 @@ sys.path.insert(0, str(REPO))
 from aeroseg import mini  # noqa: E402
 from aeroseg.datasets.splits import get_split  # noqa: E402
 from aeroseg.models.clip_backbone import value_path_block  # noqa: E402
+from aeroseg.models.convnext_clip import convnext_features  # noqa: E402  (registers aeroseg_mini_convnext)
 from aeroseg.models.prompts import prompt_average  # noqa: E402
 
 NAME = 'aeroseg-mini-ViT-8'
@@ -58,6 +65,21 @@ MODEL_CFG = {
     'embed_dim': 128,
     'vision_cfg': {'image_size': 128, 'layers': 4, 'width': 128, 'head_width': 32, 'patch_size': 8},
     'text_cfg': {'context_length': 32, 'vocab_size': 49408, 'width': 128, 'heads': 4, 'layers': 4},
+}
+# --tower convnext: the tiny ConvNeXt CLIP SED needs (open_clip's timm tower, the class of
+# convnext_base_w / convnext_base_w_320: open_clip model_configs/convnext_base_w_320.json with
+# timm_pool '' and a linear projection); trunk aeroseg.models.convnext_clip.aeroseg_mini_convnext
+# (ConvNeXt-B's block and width ratios, 32/64/128/256, depths 1/1/2/1). Same text tower and embed
+# width as the ViT, so the two differ only in the image tower.
+TOWERS = {
+    'vit': (NAME, MODEL_CFG),
+    'convnext': ('aeroseg-mini-convnext', {
+        'embed_dim': 128,
+        'vision_cfg': {'timm_model_name': 'aeroseg_mini_convnext', 'timm_model_pretrained': False,
+                       'timm_pool': '', 'timm_proj': 'linear', 'timm_drop': 0.0, 'timm_drop_path': 0.0,
+                       'image_size': 128},
+        'text_cfg': dict(MODEL_CFG['text_cfg']),
+    }),
 }
 # Prompt sets used to evaluate: the paper's remote-sensing templates (Sec. 3.1) and CAT-Seg/OVRS's.
 RS_TEMPLATES = ('a satellite image of a {}.', 'a land use image of a {}.',
@@ -170,14 +192,19 @@ def text_classifier(model, tokenizer, classes: Sequence[str], templates: Sequenc
 
 
 @torch.no_grad()
-def dense_features(visual, x: torch.Tensor, value_path: bool = True) -> torch.Tensor:
-    """(B, E, h, w) dense embeddings of open_clip's VisionTransformer.
+def dense_features(visual, x: torch.Tensor, value_path: bool = True, convnext_size: int = 256) -> torch.Tensor:
+    """(B, E, h, w) dense embeddings of open_clip's VisionTransformer or timm ConvNeXt tower.
 
-    value_path=True follows CAT-Seg's last-block ``forward_dense``
+    ViT: value_path=True follows CAT-Seg's last-block ``forward_dense``
     (cat_seg/third_party/model_vpt.py, ResidualAttentionBlock.forward_dense): the last block's
     attention is replaced by its value projection + out_proj, the residual is the CLS token, then
     the block's MLP, ``ln_post`` and ``proj``. value_path=False takes the plain final tokens.
+    ConvNeXt: SED's ``clip_vis_dense`` (``convnext_features``) on the image resized to
+    ``convnext_size`` (SED's mini input: 8 x 8 at 1/32); value_path is ignored (no attention).
     """
+    if not hasattr(visual, 'transformer'):
+        x = F.interpolate(x, size=(convnext_size,) * 2, mode='bilinear', align_corners=False)
+        return convnext_features(visual, x)['clip_vis_dense']
     B, _, H, W = x.shape
     p = visual.conv1.kernel_size[0]
     h = visual._embeds(x)
@@ -332,6 +359,8 @@ def param_groups(model, wd: float):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', type=Path, default=REPO / 'aeroseg' / 'assets' / 'mini')
+    ap.add_argument('--tower', choices=sorted(TOWERS), default='vit',
+                    help='image tower: vit (aeroseg-mini-ViT-8) or convnext (aeroseg-mini-convnext, for SED)')
     ap.add_argument('--crop-steps', type=int, default=700,
                     help='steps on native-scale crops (cheap: (crop/8)^2 tokens instead of 256)')
     ap.add_argument('--full-steps', type=int, default=80, help='final steps on full 128-px scenes')
@@ -351,6 +380,8 @@ def main(argv=None):
     ap.add_argument('--no-save', action='store_true')
     args = ap.parse_args(argv)
 
+    global NAME, MODEL_CFG
+    NAME, MODEL_CFG = TOWERS[args.tower]
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     out: Path = args.out
@@ -400,7 +431,7 @@ def main(argv=None):
         text = tokenizer(caps)
         used[text.unique()] = True
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=args.bf16):
-            if crop:
+            if crop and pos_idx is not None and hasattr(model.visual, 'positional_embedding'):
                 fi = F.normalize(encode_image_crops(model.visual, x, pos_idx), dim=-1)
             else:
                 fi = model.encode_image(x, normalize=True)

@@ -32,7 +32,9 @@ Fine-tuning policies (``finetune``):
   query and value projection *weights* of every block of BOTH encoders train. CAT-Seg's biases
   stay frozen (they live in ``in_proj_bias``, whose name matches neither ``q_proj`` nor
   ``v_proj``); ``qv_bias=True`` also trains the Q and V biases.
-* ``'full'``: every CLIP parameter trains (SED-style).
+* ``'full'``: every CLIP parameter trains.
+* ``'visual'``: the whole image tower trains, the text tower is frozen (SED's
+  ``CLIP_FINETUNE: "full"``, ``sed/sed_model.py``: only names containing "visual" train).
 
 open_clip packs Q, K, V into one ``in_proj_weight``. Masking K's rows of its gradient is not
 enough: AdamW's decoupled weight decay moves every row of a parameter that has a gradient. So every
@@ -68,7 +70,7 @@ __all__ = ['CLIPDenseBackbone', 'SplitQKVAttention', 'resize_clip_pos_embed', 'v
 # CAT-Seg's CLIP_PIXEL_MEAN / CLIP_PIXEL_STD (cat_seg/config.py) are the same numbers.
 _OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-_FINETUNE = ('frozen', 'qv', 'full')
+_FINETUNE = ('frozen', 'qv', 'full', 'visual')
 _ANGLES = (0, 90, 180, 270)
 
 
@@ -229,7 +231,7 @@ class CLIPDenseBackbone(BaseModule):
             ``clip_resolution``; CAT-Seg uses 336 for ViT-L/14).
         tap_indices: 0-based blocks whose outputs are returned as taps ((3, 7) for ViT-B, CAT-Seg).
         rotations: angles in degrees, a subset of (0, 90, 180, 270) (OVRS: all four). Taps need 0.
-        finetune: 'frozen' | 'qv' | 'full' (module docstring).
+        finetune: 'frozen' | 'qv' | 'full' | 'visual' (module docstring).
         qv_bias: with 'qv', also train the Q and V biases (CAT-Seg: False).
         quick_gelu: force QuickGELU. ``None``: True for tags whose open_clip config says so (e.g.
             'openai'), else the architecture's own setting. OpenAI weights loaded from a FILE need
@@ -328,30 +330,11 @@ class CLIPDenseBackbone(BaseModule):
         self.tokenizer = open_clip.get_tokenizer(model_name)
 
         visual = clip.visual
-        if not isinstance(visual, open_clip.transformer.VisionTransformer) or \
-                getattr(visual, 'attn_pool', None) is not None or visual.pool_type != 'tok' or \
-                getattr(visual, 'final_ln_after_pool', False):
-            raise NotImplementedError(f'{model_name}: CLIPDenseBackbone needs a plain open_clip ViT '
-                                      f'(class-token pooling, no attentional pool)')
-        if not isinstance(visual.patch_dropout, nn.Identity):
-            raise NotImplementedError(f'{model_name}: patch dropout is not supported for dense output')
-        blocks = list(visual.transformer.resblocks)
-        if not all(isinstance(b, open_clip.transformer.ResidualAttentionBlock) for b in blocks):
-            raise NotImplementedError(f'{model_name}: custom attention blocks are not supported')
-        depth = len(blocks)
-        self.tap_indices = tuple(int(i) for i in tap_indices)
-        bad = [i for i in self.tap_indices if not 0 <= i < depth]
-        if bad:
-            raise ValueError(f'tap_indices {bad} outside 0..{depth - 1} for {model_name}')
         self.rotations = rotations
         self.finetune = finetune
         self.qv_bias = qv_bias
         self.dense_residual = dense_residual
-        self.width = visual.transformer.width
-        self.embed_dim = visual.output_dim
-        self.patch_size = tuple(visual.patch_size)
-        self.native_grid = tuple(visual.grid_size)
-        self.grid = (self.image_size[0] // self.patch_size[0], self.image_size[1] // self.patch_size[1])
+        self._setup_visual(visual, tap_indices)
 
         # the tag's statistics first (a tag may differ from the architecture default), then the model's
         pcfg = {**(getattr(visual, 'preprocess_cfg', None) or {}),
@@ -368,6 +351,31 @@ class CLIPDenseBackbone(BaseModule):
         self.register_load_state_dict_post_hook(_clear_text_cache_hook)
 
     # ------------------------------------------------------------------ setup
+    def _setup_visual(self, visual: nn.Module, tap_indices: Sequence[int]) -> None:
+        """Check the image tower and read its sizes (``width``, ``embed_dim``, ``patch_size``,
+        ``native_grid``, ``grid``, ``tap_indices``); subclasses for other towers override it."""
+        import open_clip
+        if not isinstance(visual, open_clip.transformer.VisionTransformer) or \
+                getattr(visual, 'attn_pool', None) is not None or visual.pool_type != 'tok' or \
+                getattr(visual, 'final_ln_after_pool', False):
+            raise NotImplementedError(f'{self.model_name}: CLIPDenseBackbone needs a plain open_clip ViT '
+                                      f'(class-token pooling, no attentional pool)')
+        if not isinstance(visual.patch_dropout, nn.Identity):
+            raise NotImplementedError(f'{self.model_name}: patch dropout is not supported for dense output')
+        blocks = list(visual.transformer.resblocks)
+        if not all(isinstance(b, open_clip.transformer.ResidualAttentionBlock) for b in blocks):
+            raise NotImplementedError(f'{self.model_name}: custom attention blocks are not supported')
+        depth = len(blocks)
+        self.tap_indices = tuple(int(i) for i in tap_indices)
+        bad = [i for i in self.tap_indices if not 0 <= i < depth]
+        if bad:
+            raise ValueError(f'tap_indices {bad} outside 0..{depth - 1} for {self.model_name}')
+        self.width = visual.transformer.width
+        self.embed_dim = visual.output_dim
+        self.patch_size = tuple(visual.patch_size)
+        self.native_grid = tuple(visual.grid_size)
+        self.grid = (self.image_size[0] // self.patch_size[0], self.image_size[1] // self.patch_size[1])
+
     def _split_attention(self) -> None:
         import open_clip
         for m in self.clip.modules():
@@ -380,6 +388,8 @@ class CLIPDenseBackbone(BaseModule):
         for name, p in self.clip.named_parameters():
             if self.finetune == 'full':
                 p.requires_grad = True
+            elif self.finetune == 'visual':
+                p.requires_grad = name.startswith('visual.')
             elif self.finetune == 'frozen':
                 p.requires_grad = False
             else:  # 'qv': attention Q/V of every transformer block of both towers

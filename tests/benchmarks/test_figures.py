@@ -71,7 +71,7 @@ def test_fig5_uses_checkpoints_that_exist_and_names_the_skipped(tmp_path, capsys
     out = capsys.readouterr().out
     assert rc == 0
     assert 'skipped OVRS: no checkpoint' in out and 'skipped AerOSeg: no checkpoint' in out
-    assert 'skipped SED: no config' in out and 'skipped CAT-Seg' not in out
+    assert 'skipped SED: no checkpoint' in out and 'skipped CAT-Seg' not in out
     png = tmp_path / 'results' / 'mini' / 'figures' / 'fig5_isaid.png'
     with Image.open(png) as im:
         w, h = im.size

@@ -16,6 +16,7 @@ from aeroseg.mini import (CONCEPTS, FORMATS, MINI_DATASETS, concept_names, ensur
 
 ASSETS = Path(__file__).resolve().parents[2] / 'aeroseg' / 'assets' / 'mini'
 CLIP_NAME = 'aeroseg-mini-ViT-8'
+CONVNEXT_CLIP_NAME = 'aeroseg-mini-convnext'  # SED's (tools/train_tiny_clip.py --tower convnext)
 SAM_NAME = 'sam_vit_tiny_mini'
 
 
@@ -184,32 +185,40 @@ def test_captions_cover_every_class_name():
 
 
 # ----------------------------------------------------------------------------- tiny CLIP
-def _clip():
+def _clip(name=CLIP_NAME):
     open_clip = pytest.importorskip('open_clip')
-    ckpt = ASSETS / f'{CLIP_NAME}.pt'
+    import aeroseg.models.convnext_clip  # noqa: F401  (registers the ConvNeXt CLIP's timm trunk)
+    ckpt = ASSETS / f'{name}.pt'
     assert ckpt.is_file(), f'missing {ckpt}: run tools/train_tiny_clip.py'
     open_clip.add_model_config(ASSETS)
-    model = open_clip.create_model(CLIP_NAME, pretrained=str(ckpt))  # the users' route (strict)
-    return model.eval(), open_clip.get_tokenizer(CLIP_NAME)
+    model = open_clip.create_model(name, pretrained=str(ckpt))  # the users' route (strict)
+    return model.eval(), open_clip.get_tokenizer(name)
 
 
-def test_tiny_clip_checkpoint_format():
+@pytest.mark.parametrize('name', [CLIP_NAME, CONVNEXT_CLIP_NAME])
+def test_tiny_clip_checkpoint_format(name):
     from aeroseg.utils.checkpoint import load_external_state_dict
-    model, _ = _clip()
-    sd = load_external_state_dict(ASSETS / f'{CLIP_NAME}.pt', what='tiny CLIP')
+    model, _ = _clip(name)
+    sd = load_external_state_dict(ASSETS / f'{name}.pt', what='tiny CLIP')
     assert set(sd) == set(model.state_dict())
-    assert type(model).__name__ == 'CLIP' and model.visual.conv1.kernel_size == (8, 8)
-    assert (ASSETS / f'{CLIP_NAME}.pt').stat().st_size < 20e6
+    assert type(model).__name__ == 'CLIP'
+    if name == CLIP_NAME:
+        assert model.visual.conv1.kernel_size == (8, 8)
+    else:  # open_clip's timm tower over a ConvNeXt with a stem and 4 stages (res2..res5), as convnext_base_w
+        assert type(model.visual).__name__ == 'TimmModel' and type(model.visual.trunk).__name__ == 'ConvNeXt'
+        assert [f['num_chs'] for f in model.visual.trunk.feature_info] == [32, 64, 128, 256]
+    assert (ASSETS / f'{name}.pt').stat().st_size < 20e6
 
 
+@pytest.mark.parametrize('name', [CLIP_NAME, CONVNEXT_CLIP_NAME])
 @torch.no_grad()
-def test_tiny_clip_zero_shot_beats_chance_seen_and_unseen():
+def test_tiny_clip_zero_shot_beats_chance_seen_and_unseen(name):
     """On 64 held-out val images per dataset, with the paper's remote-sensing prompts, for seen and
     for unseen classes: per-class ROC-AUC of image ranking well above 0.5 (a constant or random
     ranking scores 0.5; the seeded random init scores 0.42-0.64) and top-k precision above chance."""
     torch.set_num_threads(1)
     F = torch.nn.functional
-    model, tok = _clip()
+    model, tok = _clip(name)
     templates = ('a satellite image of a {}.', 'a land use image of a {}.',
                  'a remote sensing image of a {}.', 'an aerial image of a {}.')
     mean = torch.tensor((0.48145466, 0.4578275, 0.40821073)).view(1, 3, 1, 1)

@@ -54,3 +54,14 @@ checkpoint_interval = 100
 log_interval = 20
 # CLIP decoder guidance (CAT-Seg / OVRS / Table 3 Baseline): transposed-conv widths (full: 256, 128)
 clip_decoder_guidance_dims = (32, 16)
+# SED: a tiny open_clip ConvNeXt CLIP (tools/train_tiny_clip.py --tower convnext; timm ConvNeXt with
+# ConvNeXt-B's block and width ratios, 32/64/128/256 ch, aeroseg/assets/mini/README.md) at 256 px:
+# the 128-px mini image upsampled 2x as SED upsamples to 768 a CLIP pretrained at 320 (2.4x) ->
+# an 8 x 8 cost map at 1/32 (full: 24 x 24) and logits at 64 x 64. 512 px would give the ViT's
+# 16 x 16 grid but 4x the CPU per step (the decoder runs per class at 1/4 of the input).
+convnext_clip = dict(type='ConvNeXtCLIPBackbone', model_name='aeroseg-mini-convnext',
+                     model_config_dir='aeroseg/assets/mini',
+                     pretrained='aeroseg/assets/mini/aeroseg-mini-convnext.pt', image_size=256)
+# SED head at small widths, upstream's ratios (full: hidden 128, dims 64/32/16, guidance = 1/4 of
+# each stage's input width 32/16/8); DoubleConv's GroupNorm(C // 16) needs dims >= 16.
+sed_head = dict(hidden_dim=32, decoder_dims=(32, 16, 16), decoder_guidance_proj_dims=(8, 8, 4))
