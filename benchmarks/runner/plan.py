@@ -302,6 +302,15 @@ def seed_dirs(root: Path) -> List[Path]:
     return sorted(out)
 
 
+def config_batch(path: Path) -> Optional[int]:
+    """``train_dataloader.batch_size`` of a config (``None`` when unreadable or unset)."""
+    try:
+        b = (raw_config(path).get('train_dataloader') or {}).get('batch_size')
+        return int(b) if b else None
+    except Exception:
+        return None
+
+
 def config_iters(path: Path) -> Optional[int]:
     """``train_cfg.max_iters`` of a config (``None`` when unreadable or unset)."""
     try:

@@ -53,3 +53,29 @@ def test_fused_attention_with_mask_matches_explicit(unfused):
     ref = att(t, m)
     GuidedWindowAttention.fused = True
     torch.testing.assert_close(att(t, m), ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('training', [False, True])
+def test_deduplicated_padding_matches_padded_class_refinement(training):
+    """One weighted padding token instead of pad_len - T copies: same output and gradients."""
+    from aeroseg.models.refinement import ClassRefinement
+    torch.manual_seed(2)
+    block = ClassRefinement(hidden_dim=32, guidance_dim=16, num_heads=4, pad_len=40).train(training)
+    with torch.no_grad():  # upstream inits them to zero; random ones make the test sharper
+        block.padding_tokens.normal_()
+        block.padding_guidance.normal_()
+    x, g = torch.randn(2, 32, 7, 8, 8), torch.randn(2, 7, 16)
+    res = {}
+    for dedup in (False, True):
+        ClassRefinement.dedup_padding = dedup
+        try:
+            res[dedup] = _run(block, x, g)
+        finally:
+            ClassRefinement.dedup_padding = True
+    torch.testing.assert_close(res[True][0], res[False][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(res[True][1], res[False][1], atol=1e-5, rtol=1e-5)
+    for n, v in res[False][2].items():  # sums of up to 8*8*2 tokens: relative to the largest
+        torch.testing.assert_close(res[True][2][n], v, atol=2e-5 * float(v.abs().max()), rtol=0, msg=n)
+    # the padding takes part: another pad_len changes the output
+    block.pad_len = 20
+    assert (block(x, g) - res[True][0]).abs().max() > 1e-4
