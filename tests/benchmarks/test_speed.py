@@ -119,3 +119,22 @@ def test_dry_run_estimate_reads_the_speed_file_per_method(tmp_path):
     assert 'speed file' in mini[0].basis
     cli.estimate(mini, tmp_path / 'work', 'mini', speed_file=tmp_path / 'none.csv')
     assert 'assumed' in mini[0].basis                   # no file: assumed
+
+
+def test_amp_is_off_by_default_and_bf16_when_asked():
+    from mmengine.config import Config
+    from benchmarks import test as bench_test
+    from benchmarks import train as bench_train
+    a = bench_train.parse_args(['configs/catseg/catseg_vitb16_isaid.py'])
+    assert a.amp is False
+    a = bench_train.parse_args(['configs/catseg/catseg_vitb16_isaid.py', '--amp'])
+    assert a.amp and a.amp_dtype == 'bf16'
+    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4))))
+    bench_train.enable_amp(cfg, 'bf16')
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
+    assert 'loss_scale' not in cfg.optim_wrapper
+    with bench_test.amp_autocast(None):
+        pass
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match='no CUDA device'):
+            bench_test.amp_autocast('bf16')
