@@ -26,8 +26,9 @@ and at mini scale:
   RSS is kept too. On CUDA ``torch.cuda.max_memory_allocated`` over the call (weights included);
 * every figure also as a ratio to CAT-Seg's at the same scale in the same run.
 
-Timing: the FLOP-counting call is also the warm-up (first call: allocations, caches), then the
-median of ``--repeats`` calls (default 1 at full size, 3 at mini), CUDA synchronised around each;
+Timing: the FLOP-counting call is also the warm-up of the training step (inference gets one
+more call first, so that what an evaluation computes once, the test vocabulary's text
+embeddings, is not counted per image), then the median of ``--repeats`` calls (default 1 at full size, 3 at mini), CUDA synchronised around each;
 wall time, the process CPU time (all threads) and the 1-minute load average are reported, since
 the CPU boxes are shared. Full-size models get RANDOM weights of the official architectures
 (:func:`build_full_model`: nothing can be downloaded here; cost does not depend on the values),
@@ -293,7 +294,8 @@ def train_step(model, imgs, samples, amp: str = 'none', optimizer=None) -> Dict[
 def infer_image(model, img, amp: str = 'none'):
     """Class scores of one image in the model's own test mode (whole / slide), no gradients."""
     import torch
-    model.eval()
+    if model.training:  # as the test loop: eval() once (it also clears CLIP's text cache)
+        model.eval()
     with torch.no_grad(), _autocast(img.device.type, amp):
         return model.predict_logits(img)
 
@@ -491,6 +493,7 @@ def measure_method(method: Method, scale: str, device: str = 'cpu', batch: Optio
         call = lambda: infer_image(model, img, amp)  # noqa: E731
         log(f'[speed] {method.key} {scale}: inference, one {test_size} px image, '
             f'{row["test_mode"]} mode ...')
+        call()  # warm-up: fills what an evaluation computes once (the test vocabulary's text)
         flops, _ = count_flops(call)
         t = _timed(call, repeats, device, model)
         row.update(infer_s=t['s'], infer_cpu_s=t['cpu_s'], infer_gflop=flops / 1e9, infer_mem_gb=t['mem_gb'])
@@ -525,7 +528,11 @@ class Change:
 
 
 def _modules(model, cls_name: str):
-    return [m for m in model.modules() if type(m).__name__ == cls_name]
+    """Sub-modules of ``model`` that are instances of the aeroseg.models class ``cls_name``."""
+    import aeroseg.models.clip_backbone as cb
+    import aeroseg.models.refinement as rf
+    cls = getattr(rf, cls_name, None) or getattr(cb, cls_name)
+    return [m for m in model.modules() if isinstance(m, cls)]
 
 
 def _switch_window_batch(model, on: bool) -> None:
@@ -772,6 +779,8 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
                                        args.repeats, args.parts, peak, args.seed,
                                        log=lambda s: print(s, flush=True)))
             print(f"[speed] {key} {scale}: {rows[-1]['status']}", flush=True)
+            if not args.no_write:  # after every method, so a crash keeps what was measured
+                write_csv(Path(args.out) / f'{device_slug(label)}.csv', add_ratios(rows))
     add_ratios(rows)
     changes = [] if args.no_compare else compare_changes(
         args.methods, args.device, args.amp, args.repeats or 3, seed=args.seed,
