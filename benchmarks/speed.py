@@ -408,16 +408,7 @@ def device_label(device: str = 'cpu', threads: Optional[int] = None) -> str:
     import torch
     if device.startswith('cuda'):
         return torch.cuda.get_device_name(torch.device(device))
-    name = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    name = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f'CPU {name} ({threads or torch.get_num_threads()} threads)'
+    return f'CPU {_cpu_model()} ({threads or torch.get_num_threads()} threads)'
 
 
 def device_slug(label: str) -> str:
@@ -702,6 +693,34 @@ def format_changes(rows: List[dict]) -> str:
     return _md_table(head, body)
 
 
+def _cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _this_device_file(root: Path) -> Optional[Path]:
+    """This machine's speed file without importing torch (the dry run stays fast): the first
+    GPU's (its model from /proc/driver/nvidia, as torch.cuda.get_device_name names it), else the
+    CPU's at os.cpu_count() threads, else the CPU's at any thread count (most threads first)."""
+    gpus = sorted(Path('/proc/driver/nvidia/gpus').glob('*/information'))
+    if gpus:
+        for line in gpus[0].read_text(errors='replace').splitlines():
+            if line.startswith('Model:'):
+                return root / f'{device_slug(line.split(":", 1)[1].strip())}.csv'
+    cpu = device_slug(f'CPU {_cpu_model()}')
+    exact = root / f'{cpu}-{os.cpu_count()}-threads.csv'
+    if exact.is_file():
+        return exact
+    found = [p for p in root.glob(f'{cpu}-*-threads.csv') if re.fullmatch(r'\d+', p.stem[len(cpu) + 1:-8])]
+    return max(found, key=lambda p: int(p.stem[len(cpu) + 1:-8])) if found else None
+
+
 def load_speed(device: Optional[str] = None, root: Path = SPEED_DIR,
                slug: bool = False) -> Tuple[Dict[Tuple[str, str], dict], Optional[Path]]:
     """{(method, scale): row} of ``<root>/<device_slug>.csv`` (this machine's device when
@@ -709,10 +728,10 @@ def load_speed(device: Optional[str] = None, root: Path = SPEED_DIR,
     ``device`` is already the file stem), and the file read (None when it does not exist).
     Numbers are floats, empty cells None; rows without figures (not built, errors) are left out."""
     if device is None:
-        import torch
-        device = device_label('cuda' if torch.cuda.is_available() else 'cpu')
-    path = Path(root) / f'{device if slug else device_slug(device)}.csv'
-    if not path.is_file():
+        path = _this_device_file(Path(root))
+    else:
+        path = Path(root) / f'{device if slug else device_slug(device)}.csv'
+    if path is None or not path.is_file():
         return {}, None
     out = {}
     with open(path, newline='', encoding='utf-8') as f:

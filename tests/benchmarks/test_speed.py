@@ -138,3 +138,18 @@ def test_amp_is_off_by_default_and_bf16_when_asked():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match='no CUDA device'):
             bench_test.amp_autocast('bf16')
+
+
+def test_this_devices_file_is_found_without_torch(tmp_path, monkeypatch):
+    if list(Path('/proc/driver/nvidia/gpus').glob('*/information')):
+        pytest.skip('a GPU machine reads the GPU file')
+    cpu = speed.device_slug(f'CPU {speed._cpu_model()}')
+    monkeypatch.setattr(speed.os, 'cpu_count', lambda: 8)
+    assert speed._this_device_file(tmp_path) is None
+    for n in (2, 4):
+        (tmp_path / f'{cpu}-{n}-threads.csv').write_text('method,scale,status\n')
+    (tmp_path / 'other-cpu-16-threads.csv').write_text('method,scale,status\n')
+    assert speed._this_device_file(tmp_path).name == f'{cpu}-4-threads.csv'   # most threads
+    (tmp_path / f'{cpu}-8-threads.csv').write_text('method,scale,status\n')
+    assert speed._this_device_file(tmp_path).name == f'{cpu}-8-threads.csv'   # this machine's
+    assert speed.device_label('cpu', threads=2).startswith('CPU ' + speed._cpu_model())
