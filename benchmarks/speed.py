@@ -791,6 +791,14 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
     peak = matmul_peak(args.device, 'bf16' if args.amp == 'bf16' and args.device != 'cpu' else 'fp32')
     print(f'[speed] {label}: peak {peak[0] / 1e9:.1f} GFLOP/s ({peak[1]}); '
           f'load average {os.getloadavg()[0]:.2f}', flush=True)
+    out, slug = Path(args.out), device_slug(label)
+    # the before/after first (mini, minutes), so a long full-size pass cannot lose it
+    changes = [] if args.no_compare else compare_changes(
+        args.methods, args.device, args.amp, args.repeats or 3, seed=args.seed,
+        log=lambda s: print(s, flush=True))
+    if changes and not args.no_write:
+        write_csv(out / f'{slug}_changes.csv', changes, CHANGE_COLUMNS)
+        print(format_changes(changes), flush=True)
     rows = []
     for scale in args.scales:
         for key in args.methods:
@@ -799,11 +807,8 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
                                        log=lambda s: print(s, flush=True)))
             print(f"[speed] {key} {scale}: {rows[-1]['status']}", flush=True)
             if not args.no_write:  # after every method, so a crash keeps what was measured
-                write_csv(Path(args.out) / f'{device_slug(label)}.csv', add_ratios(rows))
+                write_csv(out / f'{slug}.csv', add_ratios(rows))
     add_ratios(rows)
-    changes = [] if args.no_compare else compare_changes(
-        args.methods, args.device, args.amp, args.repeats or 3, seed=args.seed,
-        log=lambda s: print(s, flush=True))
     head = (f'Device: {label}; peak {peak[0] / 1e9:.1f} GFLOP/s ({peak[1]}); torch {torch.__version__}; '
             f'amp {args.amp}; load average at the end {os.getloadavg()[0]:.2f}; '
             f'{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.\n'
@@ -820,12 +825,8 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
     print()
     print(md)
     if not args.no_write:
-        out = Path(args.out)
-        slug = device_slug(label)
         write_csv(out / f'{slug}.csv', rows)
         atomic_write_text(out / f'{slug}.md', md + '\n')
-        if changes:
-            write_csv(out / f'{slug}_changes.csv', changes, CHANGE_COLUMNS)
         print(f'\nwrote {out / slug}.csv / .md' + (' / _changes.csv' if changes else ''))
     if args.json:
         atomic_write_text(args.json, json.dumps(dict(rows=rows, changes=changes, device=label,
