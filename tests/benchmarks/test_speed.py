@@ -153,3 +153,11 @@ def test_this_devices_file_is_found_without_torch(tmp_path, monkeypatch):
     (tmp_path / f'{cpu}-8-threads.csv').write_text('method,scale,status\n')
     assert speed._this_device_file(tmp_path).name == f'{cpu}-8-threads.csv'   # this machine's
     assert speed.device_label('cpu', threads=2).startswith('CPU ' + speed._cpu_model())
+
+
+def test_peak_fraction_follows_the_higher_peak():
+    rows = [dict(method='catseg', scale='mini', status='ok', train_gflops_per_s=20.0, infer_gflops_per_s=None),
+            dict(method='sed', scale='mini', status='not built')]
+    speed.set_peak(rows, (200e9, 'x'))
+    assert rows[0]['train_peak_frac'] == pytest.approx(0.1) and rows[0]['peak_gflops'] == 200
+    assert 'infer_peak_frac' not in rows[0] and 'peak_gflops' not in rows[1]
