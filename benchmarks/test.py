@@ -46,6 +46,9 @@ def parse_args(argv=None):
     p.add_argument('--metrics-out', help=f'metrics JSON path (default <work_dir>/{METRICS})')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
                    help='override config keys, "xxx=yyy" (mmengine DictAction syntax)')
+    p.add_argument('--amp', action='store_true',
+                   help='autocast the test on a GPU (off by default: reproduction)')
+    p.add_argument('--amp-dtype', choices=['bf16', 'fp16'], default='bf16', help='autocast dtype of --amp')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--verbose', action='store_true', help='full tracebacks on errors')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -106,6 +109,17 @@ def load_weights_strict(runner, checkpoint: str, config: str) -> None:
     load_into(model, load_external_state_dict(checkpoint, what=what), what=what)
 
 
+def amp_autocast(amp):
+    """``torch.autocast('cuda', bf16 | fp16)`` for ``--amp``, a no-op without it; CUDA only."""
+    import contextlib
+    import torch
+    if not amp:
+        return contextlib.nullcontext()
+    if not torch.cuda.is_available():
+        raise RuntimeError('--amp autocasts on a GPU, but torch sees no CUDA device: drop --amp')
+    return torch.autocast('cuda', dtype={'bf16': torch.bfloat16, 'fp16': torch.float16}[amp])
+
+
 def to_plain(metrics) -> dict:
     """mmengine metric values (numpy / torch scalars) as plain floats."""
     out = {}
@@ -145,7 +159,8 @@ def _test(args) -> int:
     runner = build_runner(cfg)
     if checkpoint:
         load_weights_strict(runner, checkpoint, args.config)
-    metrics = to_plain(runner.test() or {})
+    with amp_autocast(args.amp_dtype if args.amp else None):
+        metrics = to_plain(runner.test() or {})
     if painted is not None and is_main_process():
         print(report_painted(painted, t_show, len(runner.test_dataloader.dataset),
                              args.show_interval), flush=True)
@@ -155,7 +170,7 @@ def _test(args) -> int:
         atomic_write_json(out, {
             'metrics': metrics, 'config': args.config, 'config_hash': h, 'scale': args.scale,
             'checkpoint': args.checkpoint, 'checkpoint_config_hash': meta.get('config_hash'), 'data_root': args.data_root,
-            'cfg_options': args.cfg_options, 'launcher': args.launcher,
+            'cfg_options': args.cfg_options, 'launcher': args.launcher, 'amp': args.amp_dtype if args.amp else False,
             'wall_s': round(time.time() - t0, 2), 'argv': sys.argv,
             'finished_at': datetime.now(timezone.utc).isoformat(timespec='seconds'),
             **peak_memory(), **environment()})

@@ -38,7 +38,10 @@ def parse_args(argv=None):
                    'work_dir, else ./work_dirs/<config name>)')
     p.add_argument('--resume', action='store_true',
                    help='resume from the latest checkpoint in the work dir (if any)')
-    p.add_argument('--amp', action='store_true', help='mixed precision (AmpOptimWrapper)')
+    p.add_argument('--amp', action='store_true',
+                   help='mixed precision on a GPU (AmpOptimWrapper; off by default: reproduction)')
+    p.add_argument('--amp-dtype', choices=['bf16', 'fp16'], default='bf16',
+                   help='autocast dtype of --amp (fp16 gets a dynamic loss scale)')
     p.add_argument('--no-validate', action='store_true',
                    help='skip validation during training (the runner tests separately)')
     p.add_argument('--scale', choices=['full', 'mini'], default=None, help=scale_help())
@@ -54,7 +57,9 @@ def parse_args(argv=None):
     return args
 
 
-def enable_amp(cfg) -> None:
+def enable_amp(cfg, dtype: str = 'fp16') -> None:
+    """``optim_wrapper`` -> ``AmpOptimWrapper``: autocast to ``dtype`` ('bf16' | 'fp16'; fp16 with
+    a dynamic loss scale)."""
     ow = cfg.get('optim_wrapper')
     if ow is None:
         raise ValueError('--amp needs an optim_wrapper in the config')
@@ -64,7 +69,10 @@ def enable_amp(cfg) -> None:
     if ow.get('type', 'OptimWrapper') != 'OptimWrapper':
         raise ValueError(f'--amp only converts optim_wrapper.type "OptimWrapper", got {ow["type"]!r}')
     ow['type'] = 'AmpOptimWrapper'
-    ow['loss_scale'] = 'dynamic'
+    if dtype == 'bf16':
+        ow['dtype'] = 'bfloat16'  # bf16 has fp32's range: no loss scale needed
+    else:
+        ow['loss_scale'] = 'dynamic'
 
 
 def ensure_safe_checkpoints(runner) -> bool:
@@ -128,7 +136,7 @@ def _train(args) -> int:
     args.scale = choose_scale(args.scale)
     cfg, h, work_dir = prepare_run(args)
     if args.amp:
-        enable_amp(cfg)
+        enable_amp(cfg, args.amp_dtype)
     cfg.resume = bool(args.resume)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
@@ -144,7 +152,7 @@ def _train(args) -> int:
         save_final_weights(runner, osp.join(work_dir, FINAL_WEIGHTS), meta)
         done = dict(meta, final_weights=FINAL_WEIGHTS, data_root=args.data_root,
                     cfg_options=args.cfg_options, resumed=bool(args.resume),
-                    safe_checkpoints=safe, amp=bool(args.amp), launcher=args.launcher,
+                    safe_checkpoints=safe, amp=args.amp_dtype if args.amp else False, launcher=args.launcher,
                     wall_s=round(time.time() - t0, 2), argv=sys.argv,
                     finished_at=datetime.now(timezone.utc).isoformat(timespec='seconds'),
                     **peak_memory(), **environment())

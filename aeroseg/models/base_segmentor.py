@@ -44,7 +44,9 @@ __all__ = ['OpenVocabSegmentor', 'resize_to', 'window_starts']
 _TEST_MODES = ('whole', 'slide')
 # the window keys are read in 'slide' mode only (so --cfg-options model.test_cfg.mode=whole works
 # on a slide config)
-_TEST_KEYS = {'crop_size', 'stride', 'resize', 'global_view'}
+_TEST_KEYS = {'crop_size', 'stride', 'resize', 'global_view', 'window_batch'}
+# windows per forward in 'slide' mode (benchmarks/speed.py measured it: fewer, larger forwards)
+DEFAULT_WINDOW_BATCH = 4
 
 
 def resize_to(x: Tensor, size, mode: str = 'bilinear') -> Tensor:
@@ -78,7 +80,9 @@ class OpenVocabSegmentor(BaseSegmentor):
             optionally resize to ``resize`` x ``resize``, run ``crop_size`` windows every
             ``stride`` (the last one flush with the border), turn each window's logits into
             scores, average where windows overlap and, with ``global_view``, average that with
-            the scores of the whole (resized) image: OVRS's evaluation.
+            the scores of the whole (resized) image: OVRS's evaluation. ``window_batch``
+            (default 4): windows run together as one batch of at most this many (1 = one window
+            per forward; the scores agree to float rounding, tests/seam/test_window_batch.py).
         ignore_index: the unlabelled label value (255).
     """
 
@@ -128,6 +132,10 @@ class OpenVocabSegmentor(BaseSegmentor):
                 cfg['resize'] = _pair(cfg['resize'])
             cfg.setdefault('resize', None)
             cfg.setdefault('global_view', False)
+            cfg.setdefault('window_batch', DEFAULT_WINDOW_BATCH)
+            if not isinstance(cfg['window_batch'], int) or cfg['window_batch'] < 1:
+                raise ValueError(f"model.test_cfg.window_batch must be an int >= 1, got "
+                                 f"{cfg['window_batch']!r}")
         return dict(mode=mode, **cfg)
 
     # ------------------------------------------------------------------ vocabulary
@@ -201,11 +209,14 @@ class OpenVocabSegmentor(BaseSegmentor):
         H, W = img.shape[-2:]
         acc = img.new_zeros(img.shape[0], len(names), H, W)
         cnt = img.new_zeros(1, 1, H, W)
-        for y in window_starts(H, ch, sh):
-            for x in window_starts(W, cw, sw):
-                crop = img[..., y:y + ch, x:x + cw]
-                acc[..., y:y + crop.shape[-2], x:x + crop.shape[-1]] += self._window_scores(crop, names)
-                cnt[..., y:y + crop.shape[-2], x:x + crop.shape[-1]] += 1
+        wins = [(y, x) for y in window_starts(H, ch, sh) for x in window_starts(W, cw, sw)]
+        cap = t['window_batch']
+        for i in range(0, len(wins), cap):  # windows of one group as one batch (same crop size)
+            group = wins[i:i + cap]
+            crops = torch.cat([img[..., y:y + ch, x:x + cw] for y, x in group])
+            for (y, x), s in zip(group, self._window_scores(crops, names).split(img.shape[0])):
+                acc[..., y:y + s.shape[-2], x:x + s.shape[-1]] += s
+                cnt[..., y:y + s.shape[-2], x:x + s.shape[-1]] += 1
         scores = acc / cnt
         if t['global_view']:
             scores = (scores + self._window_scores(img, names)) / 2

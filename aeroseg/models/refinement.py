@@ -70,7 +70,17 @@ def shifted_window_mask(H: int, W: int, win: int, shift: int, device=None, dtype
 
 class GuidedWindowAttention(nn.Module):
     """Window multi-head self-attention whose queries and keys see [cost, guidance] and whose
-    values see the cost only (upstream ``WindowAttention``; no relative position bias there)."""
+    values see the cost only (upstream ``WindowAttention``; no relative position bias there).
+
+    ``fused`` (class switch, default True): the attention runs as one
+    ``F.scaled_dot_product_attention`` (softmax(q k^T * scale + mask) v, the same maths; scale =
+    head_dim^-0.5 applied to the scores instead of to q, so results agree to float rounding,
+    ~1e-6 abs, tests/models/test_fused_attention.py). False = upstream's explicit
+    ``q @ k^T -> + mask -> softmax -> @ v``. On CPU the fused kernel is 5-9x faster for these window
+    sizes (``python -m benchmarks.speed`` measures both in one run).
+    """
+
+    fused = True
 
     def __init__(self, dim: int, guidance_dim: int = 0, num_heads: int = 4, qkv_bias: bool = True):
         super().__init__()
@@ -89,6 +99,12 @@ class GuidedWindowAttention(nn.Module):
         q = self.q(x).reshape(Bw, N, heads, -1).transpose(1, 2)
         k = self.k(x).reshape(Bw, N, heads, -1).transpose(1, 2)
         v = self.v(x[..., :self.dim]).reshape(Bw, N, heads, -1).transpose(1, 2)
+        if self.fused:
+            if mask is not None:  # (nW, N, N) -> (Bw, 1, N, N): window w of every image gets mask w
+                nW = mask.shape[0]
+                mask = mask[None, :, None].expand(Bw // nW, nW, 1, N, N).reshape(Bw, 1, N, N)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            return self.proj(out.transpose(1, 2).reshape(Bw, N, self.dim))
         q = q * q.shape[-1] ** -0.5
         attn = q @ k.transpose(-2, -1)
         if mask is not None:
@@ -196,13 +212,20 @@ def _elu_feature_map(x):
     return F.elu(x) + 1
 
 
-def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, eps: float = 1e-6,
+                     key_weight: Optional[torch.Tensor] = None, length: Optional[int] = None) -> torch.Tensor:
     """Linear attention of "Transformers are RNNs" with the elu + 1 feature map (upstream
     ``LinearAttention``, including its division of V by the length to avoid fp16 overflow).
-    q: (N, L, H, D), k/v: (N, S, H, D) -> (N, L, H, D)."""
+    q: (N, L, H, D), k/v: (N, S, H, D) -> (N, L, H, D).
+
+    ``key_weight`` (S,): key s stands for ``key_weight[s]`` identical keys (their sums are the
+    same), ``length``: the sequence length those stand for (default S). Used by
+    :class:`ClassRefinement` for its ``pad_len - T`` identical padding tokens."""
     Q, K = _elu_feature_map(q), _elu_feature_map(k)
-    s = v.shape[1]
+    s = v.shape[1] if length is None else length
     v = v / s
+    if key_weight is not None:
+        K = K * key_weight.view(1, -1, 1, 1)
     kv = torch.einsum('nshd,nshv->nhdv', K, v)
     z = 1 / (torch.einsum('nlhd,nhd->nlh', Q, K.sum(dim=1)) + eps)
     return torch.einsum('nlhd,nhdv,nlh->nlhv', Q, kv, z) * s
@@ -231,13 +254,24 @@ class GuidedClassAttention(nn.Module):
         self.k = nn.Linear(hidden_dim + guidance_dim, hidden_dim)
         self.v = nn.Linear(hidden_dim, hidden_dim)
 
-    def forward(self, x: torch.Tensor, guidance: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x: (B', T, C); guidance: (B', T, Cg) or None -> (B', T, C)."""
+    def forward(self, x: torch.Tensor, guidance: Optional[torch.Tensor] = None,
+                n_pad: int = 0) -> torch.Tensor:
+        """x: (B', T, C); guidance: (B', T, Cg) or None -> (B', T, C).
+
+        ``n_pad`` > 0 (linear attention only): the LAST token of ``x`` / ``guidance`` is a padding
+        token standing for ``n_pad`` identical ones (keys and values only); the output then has
+        the T - 1 real tokens, equal to attending over all T - 1 + n_pad tokens."""
         xg = torch.cat([x, guidance], dim=-1) if guidance is not None else x
         Bn, T, C = x.shape
-        q = self.q(xg).reshape(Bn, T, self.num_heads, -1)
+        q = self.q(xg[:, :T - 1] if n_pad else xg).reshape(Bn, -1, self.num_heads, C // self.num_heads)
         k = self.k(xg).reshape(Bn, T, self.num_heads, -1)
         v = self.v(x).reshape(Bn, T, self.num_heads, -1)
+        if n_pad:
+            if self.attention_type != 'linear':
+                raise ValueError('GuidedClassAttention: n_pad needs linear attention')
+            w = torch.ones(T, dtype=k.dtype, device=k.device)
+            w[-1] = n_pad
+            return linear_attention(q, k, v, key_weight=w, length=T - 1 + n_pad).reshape(Bn, T - 1, C)
         attn = linear_attention if self.attention_type == 'linear' else full_attention
         return attn(q, k, v).reshape(Bn, T, C)
 
@@ -259,7 +293,16 @@ class ClassRefinement(nn.Module):
         test_pooling_size: pooling in eval mode; upstream eval.sh overrides POOLING_SIZES to
             [1, 1]. None = same as ``pooling_size``.
         pad_len: 256 upstream (Aggregator's default, not exposed in its configs); 0 disables.
+
+    ``dedup_padding`` (class switch, default True; linear attention): the ``pad_len - T`` padding
+    tokens are one learned token repeated, so as keys / values they act as one token weighted by
+    their count (:func:`linear_attention` ``key_weight``), and their own outputs, which upstream
+    computes and then drops (``[:, :T]``), are not computed: the same result to float rounding
+    (tests/models/test_fused_attention.py) with T + 1 instead of ``pad_len`` tokens (iSAID at full
+    size: 16 instead of 256). False = upstream's padded computation.
     """
+
+    dedup_padding = True
 
     def __init__(self, hidden_dim: int = 128, guidance_dim: int = 128, num_heads: int = 4,
                  attention_type: str = 'linear', pooling_size: Union[int, Sequence[int], None] = (2, 2),
@@ -294,16 +337,21 @@ class ClassRefinement(nn.Module):
         Hp, Wp = y.shape[-2:]
         y = y.reshape(B, T, C, Hp, Wp).permute(0, 3, 4, 1, 2).reshape(B * Hp * Wp, T, C)
         n_pad = self.pad_len - T if self.padding_tokens is not None else 0
+        dedup = n_pad > 0 and self.dedup_padding and self.attention.attention_type == 'linear'
+        n_tok = 1 if dedup else n_pad  # padding tokens actually built (one stands for n_pad)
         if n_pad > 0:
-            y = torch.cat([y, self.padding_tokens.expand(y.shape[0], n_pad, C)], dim=1)
+            y = torch.cat([y, self.padding_tokens.expand(y.shape[0], n_tok, C)], dim=1)
         g = None
         if guidance is not None:
             if n_pad > 0:
-                guidance = torch.cat([guidance, self.padding_guidance.expand(B, n_pad, -1)], dim=1)
+                guidance = torch.cat([guidance, self.padding_guidance.expand(B, n_tok, -1)], dim=1)
             g = guidance.unsqueeze(1).expand(B, Hp * Wp, -1, -1).reshape(B * Hp * Wp, guidance.shape[1], -1)
-        y = y + self.attention(self.norm1(y), g)
-        y = y + self.mlp(self.norm2(y))
-        y = y[:, :T]
+        if dedup:
+            y = y[:, :T] + self.attention(self.norm1(y), g, n_pad=n_pad)
+            y = y + self.mlp(self.norm2(y))
+        else:  # upstream: every padded token through attention and MLP, then dropped
+            y = y + self.attention(self.norm1(y), g)
+            y = (y + self.mlp(self.norm2(y)))[:, :T]
         y = y.reshape(B, Hp, Wp, T, C).permute(0, 3, 4, 1, 2).reshape(B * T, C, Hp, Wp)
         if (Hp, Wp) != (H, W):
             y = F.interpolate(y, size=(H, W), mode='bilinear', align_corners=True)

@@ -23,7 +23,7 @@ from benchmarks.runner.preflight import format_report, preflight
 from benchmarks.runner.cross import (add_cross_jobs, cross_result_jobs, has_cross_runs,
                                      print_cross_plan, split_selection)
 from benchmarks.runner.plan import (JOB_JSON, METRICS, RUN_LOG, TRAIN_DONE, Job, JobState,
-                                    RunStatus, build_jobs, config_iters, load_cross_spec, load_spec,
+                                    RunStatus, build_jobs, config_batch, config_iters, load_cross_spec, load_spec,
                                     merge_identical, seed_dirs)
 from benchmarks.tables import (DATASETS, VAL_IMAGES, cells, cross_cells, paper_iterations,
                                plan_jobs, select_tables)
@@ -40,6 +40,43 @@ ASSUMED_FULL_VARIANT = [          # (regex on the config path, factor on the met
 ]
 ASSUMED_DEFAULT = (1.0, 0.3)      # a method without assumed numbers
 ASSUMED_MINI = (240.0, 20.0)      # CPU seconds per mini job (train, test): tiny widths, mini data
+# Between the two: `python -m benchmarks.speed` figures of THIS machine's device
+# (results/speed/<device>.csv: s per training step, s per test image, per method and scale),
+# model compute only (no data loading, checkpoints or evaluation), so a lower bound. Full: s/iter =
+# the step time scaled linearly from the measured batch to the config's batch; mini: the mini
+# schedule's iterations x s/step + the mini val images x s/image.
+MINI_VAL_IMAGES = 100             # aeroseg/mini/io.py DEFAULT_SIZES['val']
+MINI_ITERS = 200                  # configs/_base_/scale/mini.py iters (every dataset)
+
+
+def _speed_figures(speed_file: Optional[Path] = None):
+    """(rows, file) of the speed CSV for this device (benchmarks.speed.load_speed), or ({}, None)."""
+    try:
+        from benchmarks.speed import load_speed
+        if speed_file is not None:
+            return load_speed(root=speed_file.parent, device=speed_file.stem, slug=True)
+        return load_speed()
+    except ImportError:  # no torch here: nothing to read the device from
+        return {}, None
+
+
+def _from_speed(rows, path, method: str, scale: str, config: Path, train: bool):
+    """(train s per iter or per mini job, test s per image or per mini job, basis) from the speed
+    file, or None when it has no figures for ``method`` at ``scale``."""
+    r = rows.get((method, scale))
+    if not r or r.get('infer_s') is None or (train and r.get('train_s') is None):
+        return None
+    name = f'{path.parent.name}/{path.name}'
+    if scale == 'mini':
+        tr = MINI_ITERS * r['train_s'] if train else 0.0
+        return tr, MINI_VAL_IMAGES * r['infer_s'], f'speed file {name}'
+    tr, note = None, ''
+    if train:
+        b = int(r.get('train_batch') or 1)
+        want = config_batch(config) or b
+        tr = r['train_s'] * want / b
+        note = f', batch {b} -> {want}' if want != b else ''
+    return tr, r['infer_s'], f'speed file {name}{note}'
 
 
 def _assumed_full(method: str) -> Tuple[float, float]:
@@ -75,11 +112,29 @@ def _measured(work_dir: Path, scale: str) -> Dict[str, Tuple[Optional[float], Op
             for k, (a, b) in out.items()}
 
 
-def estimate(jobs: Sequence[Job], work_dir: Path, scale: str) -> None:
-    """Fill est_train_s / est_test_s / basis per job (see the ASSUMED_* notes above)."""
+def estimate(jobs: Sequence[Job], work_dir: Path, scale: str, speed_file: Optional[Path] = None) -> None:
+    """Fill est_train_s / est_test_s / basis per job: finished jobs of the method in the work dir,
+    else the speed file of this device, else the ASSUMED numbers (notes above)."""
     measured = _measured(work_dir, scale)
+    speed_rows, speed_path = _speed_figures(speed_file)
     for j in jobs:
         meas = measured.get(j.spec.method, (None, None)) if j.spec.method else (None, None)
+        sp = _from_speed(speed_rows, speed_path, j.spec.method, scale, j.path, j.spec.train) \
+            if speed_rows and j.spec.method and meas == (None, None) else None
+        if sp is not None:
+            tr, te, src = sp
+            if scale == 'mini':
+                j.est_train_s, j.est_test_s = tr, te
+                j.basis = f'{src}: {MINI_ITERS} it x s/step + {MINI_VAL_IMAGES} img x s/image (CPU s per mini job)'
+                continue
+            iters = (config_iters(j.path) if j.exists else None) or paper_iterations(j.spec.dataset)
+            n_img = VAL_IMAGES.get(j.spec.dataset, 1000)
+            j.iters = iters if j.spec.train else 0
+            j.est_train_s = iters * tr if j.spec.train else 0.0
+            j.est_test_s = n_img * te
+            j.basis = (f'{iters} it x {tr:.2f} s/it' if j.spec.train else 'test only') + \
+                f' + {n_img} img x {te:.2f} s ({src})'
+            continue
         if scale == 'mini':
             tr, te = ASSUMED_MINI
             src = ['assumed']
@@ -147,12 +202,21 @@ def print_plan(jobs: Sequence[Job], opts, tables) -> None:
     if opts.scale == 'full':
         print('Basis per job: train iterations (the config\'s train_cfg.max_iters, else the paper\'s '
               '10k/5k/15k for iSAID/DLRSD/OEM) x s/iter, + validation images x s/image; s/iter and '
-              's/image are ASSUMED guesses for one A100-80GB (benchmarks/methods.py assumed_full), '
-              'replaced by measured values of the same method once one has run in this work dir.')
+              's/image are, in this order, measured values of the same method once one has run in '
+              'this work dir, the speed file of this device (python -m benchmarks.speed), or ASSUMED '
+              'guesses for one A100-80GB (benchmarks/methods.py assumed_full).')
     else:
-        print('Basis per job: ASSUMED ~4 min train + 20 s test on CPU (benchmarks/runner/cli.py '
-              'ASSUMED_MINI), replaced by measured values of the same method once one has run in '
-              'this work dir.')
+        print('Basis per job: measured values of the same method once one has run in this work dir, '
+              'else the speed file of this device (python -m benchmarks.speed: model compute only), '
+              'else ASSUMED ~4 min train + 20 s test on CPU (benchmarks/runner/cli.py ASSUMED_MINI).')
+    kinds: Dict[str, set] = {}
+    for j in pending:
+        b = j.basis
+        kinds.setdefault(j.spec.method or '?', set()).add(
+            'speed file' if 'speed file' in b else 'finished jobs' if 'measured' in b else 'assumed')
+    if kinds:
+        print('Basis per method: ' + '; '.join(f'{m}: {" + ".join(sorted(k))}' for m, k in kinds.items())
+              + ' (speed file = python -m benchmarks.speed figures of this device, results/speed/).')
     if opts.verbose_plan:
         print('\nPer-job basis and commands:')
         for i, j in enumerate(jobs, 1):

@@ -302,10 +302,19 @@ def seed_dirs(root: Path) -> List[Path]:
     return sorted(out)
 
 
-def config_iters(path: Path) -> Optional[int]:
-    """``train_cfg.max_iters`` of a config (``None`` when unreadable or unset)."""
+def _config_int(path: Path, section: str, key: str) -> Optional[int]:
     try:
-        it = (raw_config(path).get('train_cfg') or {}).get('max_iters')
-        return int(it) if it else None
+        v = (raw_config(path).get(section) or {}).get(key)
+        return int(v) if v else None
     except Exception:
         return None
+
+
+def config_batch(path: Path) -> Optional[int]:
+    """``train_dataloader.batch_size`` of a config (``None`` when unreadable or unset)."""
+    return _config_int(path, 'train_dataloader', 'batch_size')
+
+
+def config_iters(path: Path) -> Optional[int]:
+    """``train_cfg.max_iters`` of a config (``None`` when unreadable or unset)."""
+    return _config_int(path, 'train_cfg', 'max_iters')

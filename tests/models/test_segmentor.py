@@ -170,7 +170,8 @@ def test_slide_merge_is_window_mean_plus_global_over_two(monkeypatch):
 
     resize 100, crop 64, stride 32: window starts 0, 32 and the last flush one at 36, so rows and
     columns are covered by 1, 2 or 3 windows (uneven overlaps)."""
-    model = build('ovrs', test_cfg=dict(mode='slide', resize=100, crop_size=64, stride=32, global_view=True)).eval()
+    model = build('ovrs', test_cfg=dict(mode='slide', resize=100, crop_size=64, stride=32, global_view=True,
+                                        window_batch=1)).eval()  # one window per call (pinned below)
     calls = []
 
     def fake(crop, names):  # per call: a known position-dependent map, one value per class
@@ -201,6 +202,34 @@ def test_slide_merge_is_window_mean_plus_global_over_two(monkeypatch):
     assert set(cnt.unique().tolist()) == {1.0, 2.0, 3.0, 4.0, 6.0, 9.0}
     expected = (acc / cnt + sig(9, img)) / 2
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize('method', ['ovrs', 'aeroseg'])
+def test_batched_windows_equal_one_window_per_forward(method):
+    """window_batch groups the slide windows into batched forwards: the same scores to float
+    rounding (batched kernels may round differently), any cap, several images at once."""
+    model = build(method).eval()
+    img = torch.rand(2, 3, 100, 100, generator=torch.Generator().manual_seed(5)) * 255
+    outs, calls = {}, []
+    fwd = model.forward_logits
+
+    def counting(inputs, names):
+        calls.append(inputs.shape[0])
+        return fwd(inputs, names)
+
+    model.forward_logits = counting
+    for cap in (1, 4, 16):
+        model.test_cfg = model._check_test_cfg(dict(mode='slide', resize=100, crop_size=64, stride=32,
+                                                    global_view=True, window_batch=cap))
+        calls.clear()
+        with torch.no_grad():
+            outs[cap] = model.predict_logits(img)
+        # 9 windows of 2 images in ceil(9 / cap) forwards, then the global view
+        assert calls == [2 * min(cap, 9 - i) for i in range(0, 9, cap)] + [2], (cap, calls)
+    for cap in (4, 16):
+        torch.testing.assert_close(outs[cap], outs[1], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match='window_batch'):
+        model._check_test_cfg(dict(mode='slide', crop_size=64, stride=32, window_batch=0))
 
 
 def test_back_projection_target_gets_no_gradient():

@@ -1,0 +1,163 @@
+"""benchmarks.speed: FLOP counts, ratios, atomic CSV, 'not built' rows, sizes, one real mini row,
+and the runner's dry-run estimate reading the speed file."""
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from benchmarks import speed  # noqa: E402
+from benchmarks.common import REPO_ROOT  # noqa: E402
+from benchmarks.methods import _METHODS, Method  # noqa: E402
+
+
+def test_flop_count_of_a_known_module_forward_and_backward():
+    lin = torch.nn.Linear(64, 32, bias=False)
+    x = torch.randn(8, 64, requires_grad=True)
+    flops, y = speed.count_flops(lambda: lin(x))
+    assert flops == 2 * 8 * 64 * 32 and y.shape == (8, 32)
+    # backward: grad of input and of weight, one matmul each as large as the forward
+    flops_b, _ = speed.count_flops(lambda: lin(x).sum().backward())
+    assert flops_b == 3 * 2 * 8 * 64 * 32
+
+
+def test_ratio_columns_are_value_over_catseg_at_the_same_scale():
+    rows = [dict(method='catseg', scale='mini', train_s=2.0, infer_s=0.5, train_gflop=10.0),
+            dict(method='ovrs', scale='mini', train_s=5.0, infer_s=2.0, train_gflop=None),
+            dict(method='ovrs', scale='full', train_s=6.0),
+            dict(method='catseg', scale='full', train_s=0.0)]
+    speed.add_ratios(rows)
+    assert rows[0]['train_s_vs_catseg'] == 1.0
+    assert rows[1]['train_s_vs_catseg'] == 2.5 and rows[1]['infer_s_vs_catseg'] == 4.0
+    assert rows[1]['train_gflop_vs_catseg'] is None       # a missing value gives no ratio
+    assert rows[2]['train_s_vs_catseg'] is None            # reference is 0: no ratio
+    assert rows[1]['infer_mem_gb_vs_catseg'] is None
+
+
+def test_csv_is_written_atomically_and_a_bad_row_keeps_the_old_file(tmp_path):
+    p = tmp_path / 'speed' / 'dev.csv'
+    speed.write_csv(p, [dict(method='catseg', scale='mini', status='ok', train_s=1.23456789)])
+    rows = list(csv.DictReader(open(p)))
+    assert rows[0]['train_s'] == '1.234568' and rows[0]['infer_s'] == ''
+    assert list(rows[0]) == list(speed.COLUMNS)
+    with pytest.raises(ValueError, match='not in the columns'):
+        speed.write_csv(p, [dict(method='x', scale='mini', status='ok', bogus=1)])
+    assert list(csv.DictReader(open(p)))[0]['method'] == 'catseg'   # untouched
+    assert sorted(x.name for x in p.parent.iterdir()) == ['dev.csv']  # no temp file left
+
+
+def test_a_method_without_config_is_reported_not_built():
+    m = Method('zz_future', 'Future', 'configs/zz_future/zz_future_{ds}.py', 'none')
+    row = speed.measure_method(m, 'mini')
+    assert row['status'].startswith('not built') and 'zz_future_isaid.py' in row['status']
+    assert row.get('train_s') is None
+    md = speed.format_table(speed.add_ratios([row]))
+    assert 'Future' in md and 'not built' in md
+
+
+def test_each_method_gets_its_own_input_sizes():
+    from aeroseg.config import load_config
+    sizes = {k: speed.input_sizes(load_config(str(REPO_ROOT / c)))
+             for k, c in speed.method_configs(trained_only=False).items()}
+    assert sizes['catseg'] == (384, 640) and sizes['aeroseg'] == (384, 640)  # SAM resizes inside
+    assert sizes['san'] == (640, 640)
+    assert sizes['segearthov'][1] == 448
+    assert speed.input_sizes(load_config(str(REPO_ROOT / 'configs/ovrs/ovrs_vitb16_isaid.py'),
+                                         scale='mini')) == (128, 128)
+
+
+def test_one_real_mini_row_in_process(tmp_path):
+    torch.set_num_threads(1)
+    speed._setup_imports()
+    peak = (1e10, 'fixed for the test')
+    row = speed.measure_method(_METHODS['catseg'], 'mini', repeats=1, peak=peak, log=lambda s: None)
+    assert row['status'] == 'ok', row['status']
+    assert row['train_batch'] == 4 and row['train_size'] == 128 and row['test_mode'] == 'whole'
+    assert row['train_gflop'] > row['infer_gflop'] > 0 and row['train_s'] > 0 and row['infer_s'] > 0
+    assert row['train_peak_frac'] == pytest.approx(row['train_gflops_per_s'] * 1e9 / 1e10)
+    assert row['train_mem_gb'] > 0 and row['params_m'] > row['trainable_m'] > 0
+    speed.add_ratios([row])
+    assert row['infer_s_vs_catseg'] == 1.0
+    speed.write_csv(tmp_path / 'dev.csv', [row])
+    rows, path = speed.load_speed('dev', root=tmp_path, slug=True)
+    assert path == tmp_path / 'dev.csv' and rows[('catseg', 'mini')]['train_s'] == pytest.approx(row['train_s'])
+
+
+def test_device_label_names_the_cpu_and_threads():
+    lab = speed.device_label('cpu', threads=3)
+    assert lab.startswith('CPU ') and lab.endswith('(3 threads)')
+    assert speed.device_slug('CPU Intel(R) Xeon(R) (2 threads)') == 'cpu-intel-r-xeon-r-2-threads'
+
+
+def _job(method, dataset, train=True, config='configs/catseg/catseg_vitb16_isaid.py'):
+    spec = SimpleNamespace(method=method, dataset=dataset, train=train, config=config)
+    return SimpleNamespace(spec=spec, path=REPO_ROOT / config, exists=True, iters=None,
+                           est_train_s=0.0, est_test_s=0.0, basis='')
+
+
+def test_dry_run_estimate_reads_the_speed_file_per_method(tmp_path):
+    from benchmarks.runner import cli
+    f = tmp_path / 'speed' / 'my-gpu.csv'
+    speed.write_csv(f, [
+        dict(method='catseg', scale='full', status='ok', train_batch=1, train_s=0.5, infer_s=0.2),
+        dict(method='catseg', scale='mini', status='ok', train_batch=4, train_s=0.1, infer_s=0.05),
+        dict(method='ovrs', scale='full', status='not built')])
+    jobs = [_job('catseg', 'isaid'), _job('ovrs', 'isaid', config='configs/ovrs/ovrs_vitb16_isaid.py')]
+    cli.estimate(jobs, tmp_path / 'work', 'full', speed_file=f)
+    cat, ovrs = jobs
+    # catseg: config batch 4 (configs/catseg), step measured at batch 1 -> x4; 10k iterations
+    assert cat.est_train_s == pytest.approx(cli.config_iters(cat.path) * 0.5 * 4)
+    assert cat.est_test_s == pytest.approx(cli.VAL_IMAGES['isaid'] * 0.2)
+    assert 'speed file speed/my-gpu.csv, batch 1 -> 4' in cat.basis
+    assert 'assumed' in ovrs.basis                      # no figures for it: the assumed numbers
+    mini = [_job('catseg', 'isaid')]
+    cli.estimate(mini, tmp_path / 'work', 'mini', speed_file=f)
+    assert mini[0].est_train_s == pytest.approx(cli.MINI_ITERS * 0.1)
+    assert mini[0].est_test_s == pytest.approx(cli.MINI_VAL_IMAGES * 0.05)
+    assert 'speed file' in mini[0].basis
+    cli.estimate(mini, tmp_path / 'work', 'mini', speed_file=tmp_path / 'none.csv')
+    assert 'assumed' in mini[0].basis                   # no file: assumed
+
+
+def test_amp_is_off_by_default_and_bf16_when_asked():
+    from mmengine.config import Config
+    from benchmarks import test as bench_test
+    from benchmarks import train as bench_train
+    a = bench_train.parse_args(['configs/catseg/catseg_vitb16_isaid.py'])
+    assert a.amp is False
+    a = bench_train.parse_args(['configs/catseg/catseg_vitb16_isaid.py', '--amp'])
+    assert a.amp and a.amp_dtype == 'bf16'
+    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4))))
+    bench_train.enable_amp(cfg, 'bf16')
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
+    assert 'loss_scale' not in cfg.optim_wrapper
+    with bench_test.amp_autocast(None):
+        pass
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match='no CUDA device'):
+            bench_test.amp_autocast('bf16')
+
+
+def test_this_devices_file_is_found_without_torch(tmp_path, monkeypatch):
+    if list(Path('/proc/driver/nvidia/gpus').glob('*/information')):
+        pytest.skip('a GPU machine reads the GPU file')
+    cpu = speed.device_slug(f'CPU {speed._cpu_model()}')
+    monkeypatch.setattr(speed.os, 'cpu_count', lambda: 8)
+    assert speed._this_device_file(tmp_path) is None
+    for n in (2, 4):
+        (tmp_path / f'{cpu}-{n}-threads.csv').write_text('method,scale,status\n')
+    (tmp_path / 'other-cpu-16-threads.csv').write_text('method,scale,status\n')
+    assert speed._this_device_file(tmp_path).name == f'{cpu}-4-threads.csv'   # most threads
+    (tmp_path / f'{cpu}-8-threads.csv').write_text('method,scale,status\n')
+    assert speed._this_device_file(tmp_path).name == f'{cpu}-8-threads.csv'   # this machine's
+    assert speed.device_label('cpu', threads=2).startswith('CPU ' + speed._cpu_model())
+
+
+def test_peak_fraction_follows_the_higher_peak():
+    rows = [dict(method='catseg', scale='mini', status='ok', train_gflops_per_s=20.0, infer_gflops_per_s=None),
+            dict(method='sed', scale='mini', status='not built')]
+    speed.set_peak(rows, (200e9, 'x'))
+    assert rows[0]['train_peak_frac'] == pytest.approx(0.1) and rows[0]['peak_gflops'] == 200
+    assert 'infer_peak_frac' not in rows[0] and 'peak_gflops' not in rows[1]
