@@ -57,6 +57,7 @@ RULES: Tuple[Tuple[str, str, str, Optional[str]], ...] = (
     (r'^\./run_all\.sh(?!.*--dry-run)', 'long', 'a benchmark run (the mini suite: ~1 h 30 min on 2 cores)',
      '--dry-run'),
     (r'benchmarks\.ov_transfer', 'long', '~1 h 20 min on 2 cores', None),
+    (r'benchmarks\.speed', 'long', 'every method at full size and mini scale (~30 min on 2 cores)', None),
     (r'benchmarks\.infer_memory', 'long', 'a 10,000 x 10,000 scene (~2 min)', ''),
     (r'benchmarks\.figures', 'long', 'draws every figure (~1 min 20 s on 2 cores)', ''),
     (r'benchmarks\.train .*--scale mini', 'long', '200 training iterations (~10 min on 2 cores)', ''),
