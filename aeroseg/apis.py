@@ -23,7 +23,7 @@ from .config import ScaleError, choose_scale, load_config  # noqa: F401 (ScaleEr
 from .datasets.splits import check_name_list, resolve_class_names
 from .hooks import clear_outside_weights
 from .models.prompts import expand_class_names, reduce_synonyms
-from .utils.checkpoint import load_external_state_dict, load_into, read_checkpoint_meta
+from .utils.checkpoint import load_trained_weights, read_checkpoint_meta
 
 __all__ = ['init_model', 'segment', 'segment_scores', 'class_queries', 'score_batch']
 
@@ -51,9 +51,7 @@ def init_model(config: str, checkpoint: Optional[str] = None, device: str = 'cpu
         clear_outside_weights(model_cfg)
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
-        sd = load_external_state_dict(checkpoint, what=f'trained model {os.path.basename(checkpoint)}')
-        sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
-        load_into(model, sd, what=f'trained model {checkpoint!r} for {os.path.basename(config)}')
+        load_trained_weights(model, checkpoint, config)
     model.cfg = cfg
     return model.to(device).eval()
 

@@ -94,19 +94,14 @@ def report_painted(folder: str, since: float, n_images: int, interval: int) -> s
 
 
 def load_weights_strict(runner, checkpoint: str, config: str) -> None:
-    """Every key of the model from ``checkpoint``, shapes equal, none left over; else one
-    :class:`~aeroseg.utils.checkpoint.CheckpointError` naming the file and the mismatch.
-
-    mmengine's ``load_from`` would only log a warning for missing / unexpected keys and test a
-    partly random model (e.g. a ViT-L checkpoint against a ViT-B config, or a cross-dataset job
-    handed another method's weights); a benchmark number must come from exactly the trained model.
-    """
+    """The runner's model from ``checkpoint``, strictly (one line naming the file and the keys on a
+    mismatch): mmengine's ``load_from`` would only warn and test a partly random model (e.g. a
+    ViT-L checkpoint on a ViT-B config, or a cross-dataset job handed another method's weights)."""
     from mmengine.model import is_model_wrapper
 
-    from aeroseg.utils.checkpoint import load_external_state_dict, load_into
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    what = f'checkpoint {checkpoint!r} for {osp.basename(config)}'
-    load_into(model, load_external_state_dict(checkpoint, what=what), what=what)
+    from aeroseg.utils.checkpoint import load_trained_weights
+    load_trained_weights(runner.model.module if is_model_wrapper(runner.model) else runner.model,
+                         checkpoint, config)
 
 
 def amp_autocast(amp):

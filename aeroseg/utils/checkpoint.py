@@ -14,7 +14,8 @@ from typing import Dict, Mapping, Optional
 import torch
 from torch import nn
 
-__all__ = ['load_external_state_dict', 'load_into', 'read_checkpoint_meta', 'CheckpointError']
+__all__ = ['load_external_state_dict', 'load_into', 'load_trained_weights', 'read_checkpoint_meta',
+           'CheckpointError']
 
 
 class CheckpointError(RuntimeError):
@@ -104,3 +105,13 @@ def load_into(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: s
                    '(e.g. ViT-L weights for a ViT-L config).')
         raise CheckpointError('\n'.join(msg))
     module.load_state_dict(state_dict, strict=strict)
+
+
+def load_trained_weights(module: nn.Module, path: str | os.PathLike, config: str) -> None:
+    """A trained model's weights (``final_weights.pth`` or a plain / DDP-saved state dict) into
+    ``module``, strictly: every key, equal shapes, none left over (``init_model`` and
+    ``benchmarks.test``; mmengine's ``load_from`` would only warn and leave keys random)."""
+    path = os.fspath(path)
+    sd = load_external_state_dict(path, what=f'trained model {os.path.basename(path)}')
+    sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
+    load_into(module, sd, what=f'trained model {path!r} for {os.path.basename(config)}')
