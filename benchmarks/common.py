@@ -89,7 +89,8 @@ def resolved_config(path: str | os.PathLike, scale: str = 'full', data_root: Opt
     return cfg
 
 
-def config_digest(cfg, scale: str = 'full', data_root: Optional[str] = None) -> str:
+def config_digest(cfg, scale: str = 'full', data_root: Optional[str] = None,
+                  amp: Optional[str] = None) -> str:
     """sha256 (16 hex) of a resolved config (``work_dir`` / ``launcher`` left out, paths inside
     the checkout relative to it) plus ``scale``, ``data_root`` and, at mini scale,
     :func:`mini_world_identity`."""
@@ -100,6 +101,8 @@ def config_digest(cfg, scale: str = 'full', data_root: Optional[str] = None) -> 
     d.pop('work_dir', None)
     d.pop('launcher', None)
     ident = {'cfg': _repo_relative(d), 'scale': scale, 'data_root': data_root}
+    if amp:  # autocast (--amp) changes the numbers; absent when off, so fp32 hashes stay as they were
+        ident['amp'] = amp
     if scale == 'mini':
         ident['mini_world'] = mini_world_identity(generated=data_root is None)
     blob = json.dumps(ident, sort_keys=True, default=_jsonable)
@@ -107,7 +110,8 @@ def config_digest(cfg, scale: str = 'full', data_root: Optional[str] = None) -> 
 
 
 def config_hash(path: str | os.PathLike, scale: str = 'full', data_root: Optional[str] = None,
-                cfg_options: Optional[Mapping[str, Any]] = None, raw=None) -> str:
+                cfg_options: Optional[Mapping[str, Any]] = None, raw=None,
+                amp: Optional[str] = None) -> str:
     """Identity of a job's configuration: :func:`config_digest` of :func:`resolved_config`.
 
     Recorded next to every result, so a finished job is skipped only while its config (as the
@@ -117,7 +121,7 @@ def config_hash(path: str | os.PathLike, scale: str = 'full', data_root: Optiona
     mini scale the model packages are imported once per process (the overlay asks each model
     class for its hook).
     """
-    return config_digest(resolved_config(path, scale, data_root, cfg_options, raw), scale, data_root)
+    return config_digest(resolved_config(path, scale, data_root, cfg_options, raw), scale, data_root, amp)
 
 
 def _option_text(v) -> str:
@@ -351,6 +355,12 @@ def setup_work_dir(cfg, work_dir, config_path) -> str:
     return cfg.work_dir
 
 
+def amp_of(args) -> Optional[str]:
+    """The autocast dtype an entry point runs with (``--amp --amp-dtype X``), None when off: part
+    of the run's identity (:func:`config_digest`)."""
+    return getattr(args, 'amp_dtype', 'bf16') if getattr(args, 'amp', False) else None
+
+
 def prepare_run(args):
     """The start shared by ``benchmarks.train`` and ``benchmarks.test``: register the modules,
     load ``args.config`` at ``args.scale`` (with ``--data-root`` / ``--cfg-options``), hash it,
@@ -358,7 +368,7 @@ def prepare_run(args):
     register_all()
     cfg = load_config(args.config, scale=args.scale, data_root=args.data_root,
                       cfg_options=args.cfg_options)
-    h = config_hash(args.config, args.scale, args.data_root, args.cfg_options)
+    h = config_hash(args.config, args.scale, args.data_root, args.cfg_options, amp=amp_of(args))
     cfg.launcher = args.launcher
     work_dir = setup_work_dir(cfg, args.work_dir, args.config)
     return cfg, h, work_dir

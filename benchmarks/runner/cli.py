@@ -167,8 +167,9 @@ def estimate(jobs: Sequence[Job], work_dir: Path, scale: str, speed_file: Option
 # ------------------------------------------------------------------------------------ plan ---
 def print_plan(jobs: Sequence[Job], opts, tables) -> None:
     n_run = [j for j in jobs if j.state.runnable]
+    amp = f', autocast {opts.amp}' if getattr(opts, 'amp', None) else ''
     print(f'Plan: {len(jobs)} jobs (scale {opts.scale}, seeds {list(opts.seeds)}, tables '
-          f'{" ".join(t.id for t in tables)}) -> work dir {Path(opts.work_dir) / opts.scale}')
+          f'{" ".join(t.id for t in tables)}{amp}) -> work dir {Path(opts.work_dir) / opts.scale}')
     unit = 'GPU-h' if opts.scale == 'full' else 'CPU-h'
     w = max([len(j.name) for j in jobs] + [10])
     print(f'  {"#":>3}  {"state":<22} {"job":<{w}} {"seed":>4}  {"est " + unit:>9}  fills')
@@ -318,6 +319,10 @@ def parse_args(argv=None):
     p.add_argument('--cpus-per-task', type=int, default=5)
     p.add_argument('--srun-args', default='', help='extra srun arguments, one quoted string')
     p.add_argument('--job-name', default='aeroseg-bench')
+    p.add_argument('--amp', nargs='?', const='bf16', choices=['bf16', 'fp16'], default=None,
+                   help='autocast every job\'s training and test (benchmarks.train / test --amp '
+                   '--amp-dtype; bf16 when given alone). Off by default: the tables reproduce fp32. '
+                   'Part of each job\'s identity: an fp32 result is never taken for an AMP one')
     p.add_argument('--dry-run', action='store_true', help='print the plan and time estimate; run nothing')
     p.add_argument('--commands', dest='verbose_plan', action='store_true',
                    help='with --dry-run: print each job\'s estimate basis and commands')
@@ -392,7 +397,7 @@ def _closing_report(opts, tables, jobs: Sequence[Job], failures, rc: int) -> int
 def _plan(specs, cross, all_tables, opts) -> List[Job]:
     """The jobs of the selected tables, then the cross tables' (Table 9) jobs, estimated."""
     work = Path(opts.work_dir)
-    jobs = merge_identical(build_jobs(specs, work, opts.scale, opts.data_root, opts.force))
+    jobs = merge_identical(build_jobs(specs, work, opts.scale, opts.data_root, opts.force, opts.amp))
     if cross:
         jobs = add_cross_jobs(jobs, cross, all_tables, opts, opts.seeds, opts.methods,
                               opts.datasets, opts.force)

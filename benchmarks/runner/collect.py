@@ -159,7 +159,8 @@ def all_result_jobs(tables, opts, planned: Sequence[Job]) -> List[Job]:
     specs = plan_jobs(cells(tables), sorted(seeds))
     known = {j.spec.key: j for j in planned}
     todo = [s for s in specs if s.key not in known]
-    extra_by = {j.spec.key: j for j in build_jobs(todo, Path(opts.work_dir), opts.scale, opts.data_root)}
+    extra_by = {j.spec.key: j for j in build_jobs(todo, Path(opts.work_dir), opts.scale, opts.data_root,
+                                                  amp=getattr(opts, 'amp', None))}
     out = [replace(known.get(s.key) or extra_by[s.key], spec=s) for s in specs]
     # keep only seeds that hold something, plus the requested ones
     return [j for j in merge_identical(out) if j.spec.seed in opts.seeds or j.dir.exists()]

@@ -78,7 +78,7 @@ class _Jobs:
         j = self.by_key.get(spec.key)
         if j is None:
             o = self.opts
-            j = build_jobs([spec], Path(o.work_dir), o.scale, o.data_root, force)[0]
+            j = build_jobs([spec], Path(o.work_dir), o.scale, o.data_root, force, getattr(o, 'amp', None))[0]
             same = self.by_hash.get((j.hash, j.spec.seed)) if j.hash else None
             if same is not None and (same.spec.train, same.spec.dataset) == (spec.train, spec.dataset):
                 j = same

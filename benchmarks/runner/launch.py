@@ -58,6 +58,8 @@ def _wrap(module: str, args: List[str], opts) -> List[str]:
 
 def _common_args(job: Job, opts) -> List[str]:
     a = ['--work-dir', str(job.dir), '--scale', opts.scale]
+    if getattr(opts, 'amp', None):
+        a += ['--amp', '--amp-dtype', opts.amp]
     if job.data_root:
         a += ['--data-root', job.data_root]
     return a + ['--cfg-options', *option_args(job.cfg_options)]

@@ -233,7 +233,7 @@ def weight_options(cfg, weights: Mapping[str, Any], where: str) -> Dict[str, Any
     return {f'model.{fields[role]}': v for role, v in weights.items()}
 
 
-def _options_and_hash(job: Job, scale: str) -> Tuple[Dict[str, Any], str]:
+def _options_and_hash(job: Job, scale: str, amp: Optional[str] = None) -> Tuple[Dict[str, Any], str]:
     """The job's ``--cfg-options`` (seed, the row's options, its resolved weight overrides;
     parsed as the entry points parse them) and the hash the entry points will record."""
     base = _base_config(job.path, scale, job.data_root)
@@ -242,7 +242,7 @@ def _options_and_hash(job: Job, scale: str) -> Tuple[Dict[str, Any], str]:
     opts = parse_options(option_args(opts))
     cfg = copy.deepcopy(base)
     cfg.merge_from_dict(opts)
-    return opts, config_digest(cfg, scale, job.data_root)
+    return opts, config_digest(cfg, scale, job.data_root, amp)
 
 
 def resolved(job: Job, scale: str):
@@ -253,7 +253,9 @@ def resolved(job: Job, scale: str):
 
 
 def build_jobs(specs: Sequence[JobSpec], work_dir: Path, scale: str,
-               data_root: Optional[str], force: bool = False) -> List[Job]:
+               data_root: Optional[str], force: bool = False, amp: Optional[str] = None) -> List[Job]:
+    """The jobs of ``specs``; ``amp``: the autocast dtype the runner passes (``--amp``), part of
+    each job's hash as the entry points record it."""
     jobs = []
     for s in specs:
         path = _abs_config(s.config)
@@ -262,7 +264,7 @@ def build_jobs(specs: Sequence[JobSpec], work_dir: Path, scale: str,
                 data_root_for(data_root, s.dataset), path.is_file())
         if j.exists:
             try:
-                j.cfg_options, j.hash = _options_and_hash(j, scale)
+                j.cfg_options, j.hash = _options_and_hash(j, scale, amp)
             except Exception as e:  # a config being written, a syntax error, a bad override...
                 j.error = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
         j.state = assess(j, force)

@@ -8,9 +8,13 @@ The reference is frozen once the lead's mini configs and assets are in place:
 The subset is the cheapest full mini job (CAT-Seg on mini iSAID: ~2 min on 2 cores), so CI runs it.
 
 Until that file exists this test skips. Tolerance: mini runs are seeded and deterministic on one
-machine; across CPUs / torch builds float reductions differ, so values may drift slightly: 1.0
-IoU point (percent) absolute. A real regression (a broken head, a wrong class split) moves the
-mini numbers by far more.
+machine, but 200 iterations of a small network amplify the last-bit differences of another CPU's
+kernels (vector instructions, oneDNN's choice of algorithm). Measured for this subset (s / u /
+h-mIoU): Intel Xeon, main's venv 21.32 / 33.77 / 26.14 (the reference), Intel Xeon, a
+fresh clone in CI 21.91 / 33.45 / 26.48, AMD EPYC (AVX2, no AVX-512), fresh venv, 1 thread, 18.98 / 33.44 / 24.22
+(docs/measurements.md, "Mini results across CPUs"). Hence 3.0 IoU points (percent) absolute: the
+largest cross-CPU move seen (2.34) plus a margin. A broken model moves them by far more (for
+scale: mini SED with a random tiny CLIP reaches h-mIoU 2.88 on iSAID against 17.46 pretrained).
 """
 
 import pytest
@@ -19,7 +23,7 @@ from bench_helpers import REPO, bench_env, run_bench
 
 EXPECTED = REPO / 'results' / 'mini' / 'expected.csv'
 FAST_SUBSET = ['--tables', '2', '--methods', 'CAT-Seg', '--datasets', 'isaid']
-TOLERANCE = 1.0
+TOLERANCE = 3.0  # cross-CPU spread, see the module docstring
 
 
 @pytest.mark.skipif(not EXPECTED.is_file(), reason=f'{EXPECTED} not frozen yet (see module docstring)')

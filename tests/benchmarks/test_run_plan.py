@@ -87,6 +87,27 @@ def test_commands_single_multi_gpu_and_slurm(tmp_path):
     assert 'final_weights.pth' not in ' '.join(free)
 
 
+def test_amp_reaches_both_commands_and_the_job_identity(tmp_path):
+    """--amp on the runner: train and test get --amp --amp-dtype; the job hash (built by the runner)
+    equals the one the entry points record for the same flags and differs from the fp32 one, so a
+    finished fp32 job is not taken for an AMP one (nor the reverse)."""
+    pytest.importorskip('mmengine')
+    from benchmarks import test as bench_test
+    from benchmarks.common import amp_of, config_hash
+    j = _job(tmp_path)
+    for cmd in (launch.train_command(j, _opts(amp='fp16'), resume=False), launch.test_command(j, _opts(amp='fp16'))):
+        assert cmd[cmd.index('--amp') + 1:cmd.index('--amp') + 3] == ['--amp-dtype', 'fp16']
+    assert '--amp' not in launch.train_command(j, _opts(), resume=False)
+    assert cli.parse_args(['--amp']).amp == 'bf16' and cli.parse_args([]).amp is None
+    spec = plan_jobs(cells(TABLES, methods=['CAT-Seg'], datasets=['isaid']))[0]
+    fp32, bf16 = (plan.build_jobs([spec], tmp_path / 'w', 'full', None, amp=a)[0] for a in (None, 'bf16'))
+    assert fp32.hash != bf16.hash
+    args = bench_test.parse_args([spec.config, '--amp', '--cfg-options', 'randomness.seed=0'])
+    assert amp_of(args) == 'bf16'
+    assert config_hash(spec.config, 'full', None, args.cfg_options, amp=amp_of(args)) == bf16.hash
+    assert config_hash(spec.config, 'full', None, args.cfg_options) == fp32.hash
+
+
 def test_assess_states(tmp_path):
     j = _job(tmp_path)
     assert plan.assess(j) == JobState.TODO
