@@ -152,3 +152,30 @@ def test_benchmarks_test_refuses_a_checkpoint_that_does_not_fit(mini_ckpt, tmp_p
     assert rc == 2 and not runner.tested
     assert str(bad) in err and f'missing in file (1): {dropped}' in err
     assert 'unexpected in file (1): head.not_in_model' in err
+
+
+def test_train_only_weights_of_another_vocabulary_size_are_left_and_the_rest_is_strict(tmp_path):
+    """A Table 9 cross test: AerOSeg's back-projection (training loss only) is sized by the source's
+    seen classes; it keeps the model's weights, every other key loads; a mismatch elsewhere fails."""
+    import torch
+    from torch import nn
+    from aeroseg.utils.checkpoint import CheckpointError, load_trained_weights
+
+    class M(nn.Module):
+        train_only_prefixes = ('back_projection.',)
+
+        def __init__(self, n):
+            super().__init__()
+            self.head = nn.Linear(4, 4)
+            self.back_projection = nn.Linear(n, 2)
+
+    src, dst = M(9), M(10)
+    torch.save({'state_dict': src.state_dict()}, tmp_path / 'w.pth')
+    before = dst.back_projection.weight.clone()
+    load_trained_weights(dst, tmp_path / 'w.pth', 'x.py')
+    assert torch.equal(dst.head.weight, src.head.weight)
+    assert torch.equal(dst.back_projection.weight, before)
+    bad = M(9)
+    bad.head = nn.Linear(4, 5)
+    with pytest.raises(CheckpointError, match='head.weight'):
+        load_trained_weights(bad, tmp_path / 'w.pth', 'x.py')

@@ -63,6 +63,8 @@ class OpenVocabCostSegmentor(OpenVocabSegmentor):
         self.head = MODELS.build(self._complete_head_cfg(head))
         self.loss_decode = MODELS.build(loss_decode)
         self.back_projection = None
+        # used by the loss only, sized by the training vocabulary (aeroseg.utils.checkpoint)
+        self.train_only_prefixes = ('back_projection.',)
         if back_projection is not None:
             bp = dict(back_projection)
             target = bp.get('target', 'sam')

@@ -114,4 +114,17 @@ def load_trained_weights(module: nn.Module, path: str | os.PathLike, config: str
     path = os.fspath(path)
     sd = load_external_state_dict(path, what=f'trained model {os.path.basename(path)}')
     sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
+    # Modules used only by the training loss whose size follows the TRAINING vocabulary
+    # (``train_only_prefixes``, e.g. AerOSeg's back-projection: num seen classes x width) keep the
+    # model's own weights when their shape differs: a cross-dataset test (Table 9) builds the model
+    # for the target's classes and never calls them. Every other key stays strict.
+    skip = tuple(getattr(module, 'train_only_prefixes', ()) or ())
+    if skip:
+        own = module.state_dict()
+        kept = [k for k in sd if k.startswith(skip) and k in own and sd[k].shape != own[k].shape]
+        if kept:
+            sd = {**sd, **{k: own[k] for k in kept}}
+            print(f'note: {len(kept)} training-only weight(s) under {", ".join(skip)} not loaded from '
+                  f'{os.path.basename(path)} (sized for another training vocabulary; unused at test)',
+                  flush=True)
     load_into(module, sd, what=f'trained model {path!r} for {os.path.basename(config)}')
