@@ -2,7 +2,7 @@
 
     python -m benchmarks.speed [--methods catseg ovrs ...] [--scales full mini] [--device cpu|cuda]
         [--batch N] [--amp none|bf16|fp16] [--repeats N] [--threads 2] [--out results/speed]
-        [--no-compare] [--json out.json]
+        [--no-compare] [--compare-scale mini|full] [--json out.json]
 
 For every method of the suite's method list (:mod:`benchmarks.methods`; a method whose iSAID
 config does not exist yet gets a "not built" row, so SED / SCAN join once merged), at full size
@@ -36,7 +36,7 @@ mini models the mini world's own weights.
 
 Before / after (``--no-compare`` skips it): each speed change of the suite (:data:`CHANGES`) is
 switched off and on in the same process, repeats interleaved (off, on, off, on, ...), at mini
-scale on the methods it applies to; the table gives both medians, their ratio and the largest
+scale (``--compare-scale full`` for the full-size models) on the methods it applies to; the table gives both medians, their ratio and the largest
 score difference between the two (the equality bound its test states).
 
 Writes ``<out>/<device>.csv`` + ``.md`` (table and before/after) and ``<out>/<device>_changes.csv``,
@@ -533,7 +533,8 @@ def _modules(model, cls_name: str):
     """Sub-modules of ``model`` that are instances of the aeroseg.models class ``cls_name``."""
     import aeroseg.models.clip_backbone as cb
     import aeroseg.models.refinement as rf
-    cls = getattr(rf, cls_name, None) or getattr(cb, cls_name)
+    import aeroseg.models.sam_attention as sa
+    cls = getattr(rf, cls_name, None) or getattr(cb, cls_name, None) or getattr(sa, cls_name)
     return [m for m in model.modules() if isinstance(m, cls)]
 
 
@@ -545,6 +546,11 @@ def _switch_window_batch(model, on: bool) -> None:
 def _switch_fused(model, on: bool) -> None:
     from aeroseg.models.refinement import GuidedWindowAttention
     GuidedWindowAttention.fused = on
+
+
+def _switch_fused_sam(model, on: bool) -> None:
+    from aeroseg.models.sam_attention import FusedSAMAttention
+    FusedSAMAttention.fused = on
 
 
 def _switch_dedup_padding(model, on: bool) -> None:
@@ -564,6 +570,9 @@ CHANGES = (
            _switch_window_batch),
     Change('fused_attention', 'cost head window attention as scaled_dot_product_attention',
            lambda m: bool(_modules(m, 'GuidedWindowAttention')), _switch_fused, ('train', 'infer')),
+    Change('fused_sam_attention', "SAM guidance encoder's attention (relative positions as the mask) "
+           'as scaled_dot_product_attention', lambda m: bool(_modules(m, 'FusedSAMAttention')),
+           _switch_fused_sam, ('train', 'infer')),
     Change('dedup_padding', "class refinement: the pad_len - T identical padding tokens as one "
            "weighted key, their dropped outputs not computed",
            lambda m: any(c.pad_len > 0 for c in _modules(m, 'ClassRefinement')), _switch_dedup_padding,
@@ -776,6 +785,9 @@ def parse_args(argv=None, prog='python -m benchmarks.speed'):
     ap.add_argument('--out', default=str(SPEED_DIR), help='folder of <device>.csv / .md')
     ap.add_argument('--no-write', action='store_true', help='print only')
     ap.add_argument('--no-compare', action='store_true', help='skip the before/after table')
+    ap.add_argument('--compare-scale', choices=SCALES, default='mini',
+                    help='scale of the before/after table (default mini; full on a GPU, where the '
+                         'full-size models take seconds)')
     ap.add_argument('--json', default=None, help='also write every row to this JSON file')
     args = ap.parse_args(argv)
     unknown = [k for k in args.methods if k not in keys]
@@ -805,7 +817,7 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
     out, slug = Path(args.out), device_slug(label)
     # the before/after first (mini, minutes), so a long full-size pass cannot lose it
     changes = [] if args.no_compare else compare_changes(
-        args.methods, args.device, args.amp, args.repeats or 3, seed=args.seed,
+        args.methods, args.device, args.amp, args.repeats or 3, scale=args.compare_scale, seed=args.seed,
         log=lambda s: print(s, flush=True))
     if changes and not args.no_write:
         write_csv(out / f'{slug}_changes.csv', changes, CHANGE_COLUMNS)

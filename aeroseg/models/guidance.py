@@ -51,6 +51,7 @@ from torch import nn
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
+from aeroseg.models.sam_attention import fuse_sam_attention
 from aeroseg.utils.checkpoint import CheckpointError, load_external_state_dict, load_into
 
 __all__ = ['SAMGuidanceEncoder', 'SAM2GuidanceEncoder', 'SAM_VARIANTS']
@@ -184,6 +185,8 @@ class SAMGuidanceEncoder(_GuidanceBase):
             patch_size=patch_size, qkv_bias=True, use_rel_pos=True,
             global_attn_indexes=tuple(dims['global_attn_indexes']), window_size=window_size,
             out_chans=out_chans)
+        # the same attention as one fused kernel (aeroseg/models/sam_attention.py; same weights)
+        fuse_sam_attention(self.encoder)
         if checkpoint is not None:
             self.load_sam_checkpoint(checkpoint)
         self._apply_frozen()
