@@ -23,6 +23,19 @@ def test_flop_count_of_a_known_module_forward_and_backward():
     assert flops_b == 3 * 2 * 8 * 64 * 32
 
 
+def test_fused_attention_on_cpu_is_counted_as_its_explicit_matmuls():
+    """torch counts the CPU SDPA kernel as 0 FLOPs; ours counts it as q k^T + att v (and backward)."""
+    b, h, s, d = 2, 4, 64, 16
+    q, k, v = (torch.randn(b, h, s, d, requires_grad=True) for _ in range(3))
+    mask = torch.randn(b, h, s, s)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    fused, _ = speed.count_flops(lambda: sdpa(q, k, v, attn_mask=mask))
+    explicit, _ = speed.count_flops(lambda: ((q @ k.transpose(-2, -1) + mask).softmax(-1) @ v))
+    assert fused == explicit == 2 * (2 * b * h * s * s * d)
+    fused_b, _ = speed.count_flops(lambda: sdpa(q, k, v, attn_mask=mask).sum().backward())
+    assert fused_b == fused + 2.5 * fused  # forward + the registered CUDA kernels' backward formula
+
+
 def test_ratio_columns_are_value_over_catseg_at_the_same_scale():
     rows = [dict(method='catseg', scale='mini', train_s=2.0, infer_s=0.5, train_gflop=10.0),
             dict(method='ovrs', scale='mini', train_s=5.0, infer_s=2.0, train_gflop=None),
