@@ -36,8 +36,9 @@ mini models the mini world's own weights.
 
 Before / after (``--no-compare`` skips it): each speed change of the suite (:data:`CHANGES`) is
 switched off and on in the same process, repeats interleaved (off, on, off, on, ...), at mini
-scale (``--compare-scale full`` for the full-size models) on the methods it applies to; the table gives both medians, their ratio and the largest
-score difference between the two (the equality bound its test states).
+scale (``--compare-scale full``: the full-size models) on the methods it applies to; the table
+gives both medians, their ratio and the largest score difference between the two (the equality
+bound its test states).
 
 Writes ``<out>/<device>.csv`` + ``.md`` (table and before/after) and ``<out>/<device>_changes.csv``,
 each atomically; ``<device>`` is :func:`device_slug` of the CUDA device name or the CPU model and
@@ -836,7 +837,7 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
     print(f'[speed] {label}: peak {peak[0] / 1e9:.1f} GFLOP/s ({peak[1]}); '
           f'load average {os.getloadavg()[0]:.2f}', flush=True)
     out, slug = Path(args.out), device_slug(label)
-    # the before/after first (mini, minutes), so a long full-size pass cannot lose it
+    # the before/after first (at mini, minutes), so a long full-size pass cannot lose it
     changes = [] if args.no_compare else compare_changes(
         args.methods, args.device, args.amp, args.repeats or 3, scale=args.compare_scale, seed=args.seed,
         log=lambda s: print(s, flush=True))

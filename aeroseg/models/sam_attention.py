@@ -22,6 +22,8 @@ from torch import nn
 
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 
+from aeroseg.utils.modules import swap_module_class
+
 __all__ = ['FusedSAMAttention', 'fuse_sam_attention']
 
 
@@ -51,9 +53,4 @@ class FusedSAMAttention(Attention):
 def fuse_sam_attention(module: nn.Module) -> int:
     """Turn every segment_anything ``Attention`` inside ``module`` into :class:`FusedSAMAttention`
     (in place, parameters untouched); returns how many were turned."""
-    n = 0
-    for m in module.modules():
-        if type(m) is Attention:
-            m.__class__ = FusedSAMAttention
-            n += 1
-    return n
+    return swap_module_class(module, Attention, FusedSAMAttention)

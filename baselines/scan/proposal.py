@@ -26,6 +26,8 @@ from mmseg.models.decode_heads.mask2former_head import Mask2FormerHead
 from mmseg.registry import MODELS
 from torch import nn
 
+from aeroseg.utils.modules import swap_module_class
+
 __all__ = ['SCANMask2FormerHead', 'PortableMSDeformAttn', 'use_portable_msda',
            'msda_cuda_op_compiled']
 
@@ -69,12 +71,7 @@ class PortableMSDeformAttn(MultiScaleDeformableAttention):
 def use_portable_msda(module: nn.Module) -> int:
     """Turn every mmcv ``MultiScaleDeformableAttention`` inside ``module`` into
     :class:`PortableMSDeformAttn` (same parameters); returns how many."""
-    n = 0
-    for m in module.modules():
-        if type(m) is MultiScaleDeformableAttention:
-            m.__class__ = PortableMSDeformAttn
-            n += 1
-    return n
+    return swap_module_class(module, MultiScaleDeformableAttention, PortableMSDeformAttn)
 
 
 @MODELS.register_module()
