@@ -80,9 +80,10 @@ class OpenVocabSegmentor(BaseSegmentor):
             optionally resize to ``resize`` x ``resize``, run ``crop_size`` windows every
             ``stride`` (the last one flush with the border), turn each window's logits into
             scores, average where windows overlap and, with ``global_view``, average that with
-            the scores of the whole (resized) image: OVRS's evaluation. ``window_batch``
-            (default 4): windows run together as one batch of at most this many (1 = one window
-            per forward; the scores agree to float rounding, tests/seam/test_window_batch.py).
+            the scores of the input resized to ``crop_size`` (resized back): OVRS's evaluation.
+            ``window_batch`` (default 4): views (windows, then the global one) run together as
+            one batch of at most this many (1 = one view per forward; the scores agree to float
+            rounding, tests/models/test_segmentor.py).
         ignore_index: the unlabelled label value (255).
     """
 
@@ -202,25 +203,36 @@ class OpenVocabSegmentor(BaseSegmentor):
 
     @torch.no_grad()
     def slide_scores(self, inputs: Tensor, names) -> Tensor:
-        """Sliding-window scores at the (resized) size: window mean, then mean with the global view."""
+        """Sliding-window scores at the (resized) size: window mean, then mean with the global view.
+
+        The global view is the input resized to the window size and run in the same batches as
+        the windows; its scores are resized to the slide size (caoql98/OVRS @ aacbb10
+        ``cat_seg_model.py::inference_sliding_window``: ``global_image`` = the input at
+        ``kernel`` x ``kernel``, ``cat`` with the unfolded windows; sigmoid, then resized to ``out_res``).
+        """
         t = self.test_cfg
         (ch, cw), (sh, sw) = t['crop_size'], t['stride']
         img = inputs if t['resize'] is None else resize_to(inputs, t['resize'])
         H, W = img.shape[-2:]
         acc = img.new_zeros(img.shape[0], len(names), H, W)
         cnt = img.new_zeros(1, 1, H, W)
-        wins = [(y, x) for y in window_starts(H, ch, sh) for x in window_starts(W, cw, sw)]
-        cap = t['window_batch']
-        for i in range(0, len(wins), cap):  # windows of one group as one batch (same crop size)
-            group = wins[i:i + cap]
-            crops = torch.cat([img[..., y:y + ch, x:x + cw] for y, x in group])
-            for (y, x), s in zip(group, self._window_scores(crops, names).split(img.shape[0])):
+        views = [(y, x) for y in window_starts(H, ch, sh) for x in window_starts(W, cw, sw)]
+        if t['global_view']:
+            views.append(None)
+        cap, glob = t['window_batch'], None
+        for i in range(0, len(views), cap):  # views of one group as one batch (all crop-sized)
+            group = views[i:i + cap]
+            crops = torch.cat([resize_to(inputs, (ch, cw)) if v is None else img[..., v[0]:v[0] + ch, v[1]:v[1] + cw]
+                               for v in group])
+            for v, s in zip(group, self._window_scores(crops, names).split(img.shape[0])):
+                if v is None:
+                    glob = resize_to(s, (H, W))
+                    continue
+                y, x = v
                 acc[..., y:y + s.shape[-2], x:x + s.shape[-1]] += s
                 cnt[..., y:y + s.shape[-2], x:x + s.shape[-1]] += 1
         scores = acc / cnt
-        if t['global_view']:
-            scores = (scores + self._window_scores(img, names)) / 2
-        return scores
+        return scores if glob is None else (scores + glob) / 2
 
     def predict_logits(self, inputs: Tensor, names: Optional[Sequence[str]] = None) -> Tensor:
         """Class scores (B, N, H, W) in [0, 1] at the input size for ``names`` (default: test vocabulary)."""

@@ -13,6 +13,7 @@ from mmengine.structures import PixelData  # noqa: E402
 
 import aeroseg  # noqa: E402,F401
 from aeroseg.datasets.splits import get_split  # noqa: E402
+from aeroseg.models.base_segmentor import resize_to  # noqa: E402
 
 ARCH = 'aeroseg-test-seg-clip'
 CLIP_CFG = {'embed_dim': 16,
@@ -169,7 +170,9 @@ def test_slide_merge_is_window_mean_plus_global_over_two(monkeypatch):
     """(mean of the covering windows' sigmoid + the global view's sigmoid) / 2 at every pixel.
 
     resize 100, crop 64, stride 32: window starts 0, 32 and the last flush one at 36, so rows and
-    columns are covered by 1, 2 or 3 windows (uneven overlaps)."""
+    columns are covered by 1, 2 or 3 windows (uneven overlaps). The global view is OVRS's: the
+    input (here 90 px, so it differs from the 100-px resized image) resized to the window size,
+    its sigmoid resized to the slide size."""
     model = build('ovrs', test_cfg=dict(mode='slide', resize=100, crop_size=64, stride=32, global_view=True,
                                         window_batch=1)).eval()  # one window per call (pinned below)
     calls = []
@@ -182,11 +185,12 @@ def test_slide_merge_is_window_mean_plus_global_over_two(monkeypatch):
 
     monkeypatch.setattr(model, 'forward_logits', fake)
     g = torch.Generator().manual_seed(3)
-    img = torch.rand(1, 3, 100, 100, generator=g) * 255
+    inp = torch.rand(1, 3, 90, 90, generator=g) * 255
     names = ['ship', 'harbor']
-    out = model.predict_logits(img, names)
+    out = model.predict_logits(inp, names)
+    img = resize_to(inp, (100, 100))
     starts = [0, 32, 36]
-    assert calls == [(64, 64)] * 9 + [(100, 100)]  # 3 x 3 windows, then the global view
+    assert calls == [(64, 64)] * 10  # 3 x 3 windows, then the global view, all window-sized
 
     def sig(k, patch):
         return torch.cat([(patch[:, :1] / 255.0 - 0.5) * (c + 1) + 0.1 * k for c in range(2)], 1).sigmoid()
@@ -200,7 +204,7 @@ def test_slide_merge_is_window_mean_plus_global_over_two(monkeypatch):
             cnt[y:y + 64, x:x + 64] += 1
             k += 1
     assert set(cnt.unique().tolist()) == {1.0, 2.0, 3.0, 4.0, 6.0, 9.0}
-    expected = (acc / cnt + sig(9, img)) / 2
+    expected = resize_to((acc / cnt + resize_to(sig(9, resize_to(inp, (64, 64))), (100, 100))) / 2, (90, 90))
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
 
 
@@ -224,8 +228,8 @@ def test_batched_windows_equal_one_window_per_forward(method):
         calls.clear()
         with torch.no_grad():
             outs[cap] = model.predict_logits(img)
-        # 9 windows of 2 images in ceil(9 / cap) forwards, then the global view
-        assert calls == [2 * min(cap, 9 - i) for i in range(0, 9, cap)] + [2], (cap, calls)
+        # 9 windows + the global view of 2 images in ceil(10 / cap) forwards
+        assert calls == [2 * min(cap, 10 - i) for i in range(0, 10, cap)], (cap, calls)
     for cap in (4, 16):
         torch.testing.assert_close(outs[cap], outs[1], atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match='window_batch'):
