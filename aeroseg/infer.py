@@ -281,4 +281,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from aeroseg.utils.process import exit_now
+    exit_now(main())

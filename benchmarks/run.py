@@ -45,4 +45,5 @@ import sys
 from benchmarks.runner.cli import main
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from aeroseg.utils.process import exit_now
+    exit_now(main())

@@ -885,4 +885,5 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from aeroseg.utils.process import exit_now
+    exit_now(main())

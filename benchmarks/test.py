@@ -174,4 +174,5 @@ def _test(args) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from aeroseg.utils.process import exit_now
+    exit_now(main())

@@ -161,4 +161,5 @@ def _train(args) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from aeroseg.utils.process import exit_now
+    exit_now(main())
