@@ -42,11 +42,18 @@ ASSUMED_DEFAULT = (1.0, 0.3)      # a method without assumed numbers
 ASSUMED_MINI = (240.0, 20.0)      # CPU seconds per mini job (train, test): tiny widths, mini data
 # Between the two: `python -m benchmarks.speed` figures of THIS machine's device
 # (results/speed/<device>.csv: s per training step, s per test image, per method and scale),
-# model compute only (no data loading, checkpoints or evaluation), so a lower bound. Full: s/iter =
-# the step time scaled linearly from the measured batch to the config's batch; mini: the mini
-# schedule's iterations x s/step + the mini val images x s/image.
+# model compute only (no data loading, checkpoints or evaluation). Full: s/iter = the step time
+# scaled linearly from the measured batch to the config's batch; mini: the mini schedule's
+# iterations x CPU s/step + the mini val images x CPU s/image (the file's CPU seconds: a mini job
+# runs on one thread per slot, and a CPU-h is what the plan's total counts) + MINI_PROCESS_S for
+# each of the job's processes (train, test).
 MINI_VAL_IMAGES = 100             # aeroseg/mini/io.py DEFAULT_SIZES['val']
 MINI_ITERS = 200                  # configs/_base_/scale/mini.py iters (every dataset)
+# Seconds of a mini job's process outside its training / test loop: start (imports ~10 s), config,
+# model and data build, checkpoint saves, exit. Measured 2026-12-02 on the AMD EPYC 2-core box,
+# ./run_all.sh --parallel 2: the runner's wall per process minus its loop, 16-45 s over the SAN and
+# SCAN jobs (docs/measurements.md, "Where the mini suite's time goes").
+MINI_PROCESS_S = 25.0
 
 
 def _speed_figures(speed_file: Optional[Path] = None):
@@ -68,8 +75,10 @@ def _from_speed(rows, path, method: str, scale: str, config: Path, train: bool):
         return None
     name = f'{path.parent.name}/{path.name}'
     if scale == 'mini':
-        tr = MINI_ITERS * r['train_s'] if train else 0.0
-        return tr, MINI_VAL_IMAGES * r['infer_s'], f'speed file {name}'
+        def cpu(k):  # CPU s (all threads) when the file has them, else the wall time
+            return r.get(f'{k}_cpu_s') or r[f'{k}_s']
+        tr = MINI_ITERS * cpu('train') + MINI_PROCESS_S if train else 0.0
+        return tr, MINI_VAL_IMAGES * cpu('infer') + MINI_PROCESS_S, f'speed file {name}'
     tr, note = None, ''
     if train:
         b = int(r.get('train_batch') or 1)
@@ -106,7 +115,10 @@ def _measured(work_dir: Path, scale: str) -> Dict[str, Tuple[Optional[float], Op
             out.setdefault(method, [[], []])[0].append(wall if scale == 'mini' else wall / td['iter'])
         m = read_json(d / METRICS) or {}
         if m.get('wall_s'):
-            v = m['wall_s'] if scale == 'mini' or ds not in VAL_IMAGES else m['wall_s'] / VAL_IMAGES[ds]
+            if scale == 'mini':  # the whole test process, as the runner timed it (else the loop's)
+                v = rec.get('test_wall_s') or m['wall_s']
+            else:
+                v = m['wall_s'] / VAL_IMAGES[ds] if ds in VAL_IMAGES else m['wall_s']
             out.setdefault(method, [[], []])[1].append(v)
     return {k: (sum(a) / len(a) if a else None, sum(b) / len(b) if b else None)
             for k, (a, b) in out.items()}
@@ -125,7 +137,8 @@ def estimate(jobs: Sequence[Job], work_dir: Path, scale: str, speed_file: Option
             tr, te, src = sp
             if scale == 'mini':
                 j.est_train_s, j.est_test_s = tr, te
-                j.basis = f'{src}: {MINI_ITERS} it x s/step + {MINI_VAL_IMAGES} img x s/image (CPU s per mini job)'
+                j.basis = (f'{src}: {MINI_ITERS} it x CPU s/step + {MINI_VAL_IMAGES} img x CPU s/image '
+                           f'+ {MINI_PROCESS_S:.0f} s per process (CPU s per mini job)')
                 continue
             iters = (config_iters(j.path) if j.exists else None) or paper_iterations(j.spec.dataset)
             n_img = VAL_IMAGES.get(j.spec.dataset, 1000)
@@ -208,7 +221,8 @@ def print_plan(jobs: Sequence[Job], opts, tables) -> None:
               'guesses for one A100-80GB (benchmarks/methods.py assumed_full).')
     else:
         print('Basis per job: measured values of the same method once one has run in this work dir, '
-              'else the speed file of this device (python -m benchmarks.speed: model compute only), '
+              'else the speed file of this device (python -m benchmarks.speed: CPU s of the model\'s '
+              f'compute + {MINI_PROCESS_S:.0f} s per process), '
               'else ASSUMED ~4 min train + 20 s test on CPU (benchmarks/runner/cli.py ASSUMED_MINI).')
     kinds: Dict[str, set] = {}
     for j in pending:

@@ -115,7 +115,8 @@ def test_dry_run_estimate_reads_the_speed_file_per_method(tmp_path):
     f = tmp_path / 'speed' / 'my-gpu.csv'
     speed.write_csv(f, [
         dict(method='catseg', scale='full', status='ok', train_batch=1, train_s=0.5, infer_s=0.2),
-        dict(method='catseg', scale='mini', status='ok', train_batch=4, train_s=0.1, infer_s=0.05),
+        dict(method='catseg', scale='mini', status='ok', train_batch=4, train_s=0.1, train_cpu_s=0.19,
+             infer_s=0.05),  # no infer_cpu_s: its wall time stands in
         dict(method='ovrs', scale='full', status='not built')])
     jobs = [_job('catseg', 'isaid'), _job('ovrs', 'isaid', config='configs/ovrs/ovrs_vitb16_isaid.py')]
     cli.estimate(jobs, tmp_path / 'work', 'full', speed_file=f)
@@ -127,8 +128,9 @@ def test_dry_run_estimate_reads_the_speed_file_per_method(tmp_path):
     assert 'assumed' in ovrs.basis                      # no figures for it: the assumed numbers
     mini = [_job('catseg', 'isaid')]
     cli.estimate(mini, tmp_path / 'work', 'mini', speed_file=f)
-    assert mini[0].est_train_s == pytest.approx(cli.MINI_ITERS * 0.1)
-    assert mini[0].est_test_s == pytest.approx(cli.MINI_VAL_IMAGES * 0.05)
+    # mini: CPU s (one thread per slot) + the fixed cost of each of the job's two processes
+    assert mini[0].est_train_s == pytest.approx(cli.MINI_ITERS * 0.19 + cli.MINI_PROCESS_S)
+    assert mini[0].est_test_s == pytest.approx(cli.MINI_VAL_IMAGES * 0.05 + cli.MINI_PROCESS_S)
     assert 'speed file' in mini[0].basis
     cli.estimate(mini, tmp_path / 'work', 'mini', speed_file=tmp_path / 'none.csv')
     assert 'assumed' in mini[0].basis                   # no file: assumed
