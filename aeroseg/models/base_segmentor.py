@@ -220,9 +220,10 @@ class OpenVocabSegmentor(BaseSegmentor):
         if t['global_view']:
             views.append(None)
         cap, glob = t['window_batch'], None
-        for i in range(0, len(views), cap):  # views of one group as one batch (all crop-sized)
+        win = (min(ch, H), min(cw, W))  # an image smaller than the crop is one window of its size
+        for i in range(0, len(views), cap):  # views of one group as one batch (all window-sized)
             group = views[i:i + cap]
-            crops = torch.cat([resize_to(inputs, (ch, cw)) if v is None else img[..., v[0]:v[0] + ch, v[1]:v[1] + cw]
+            crops = torch.cat([resize_to(inputs, win) if v is None else img[..., v[0]:v[0] + ch, v[1]:v[1] + cw]
                                for v in group])
             for v, s in zip(group, self._window_scores(crops, names).split(img.shape[0])):
                 if v is None:

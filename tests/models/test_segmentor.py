@@ -154,6 +154,10 @@ def test_predict_returns_class_maps_and_slide_mode():
     seg = out[0].pred_sem_seg.data
     assert seg.shape == (1, 80, 80)
     assert int(seg.max()) < get_split('isaid').num_classes
+    # no resize and an image smaller than the crop: one window of the image's size + the global view
+    model.test_cfg = model._check_test_cfg(dict(mode='slide', crop_size=64, stride=32, global_view=True))
+    with torch.no_grad():
+        assert model.predict_logits(imgs[..., :48, :40], ['ship', 'harbor']).shape == (1, 2, 48, 40)
 
 
 def test_bad_vocabulary_and_config_errors():
