@@ -52,7 +52,7 @@ MINI_ITERS = 200                  # configs/_base_/scale/mini.py iters (every da
 # Seconds of a mini job's process outside its training / test loop: start (imports ~10 s), config,
 # model and data build, checkpoint saves, exit. Measured 2026-12-02 on the AMD EPYC 2-core box,
 # ./run_all.sh --parallel 2: the runner's wall per process minus its loop, 16-45 s over the SAN and
-# SCAN jobs (docs/measurements.md, "Where the mini suite's time goes").
+# SCAN jobs (docs/measurements.md, "The whole mini suite, measured").
 MINI_PROCESS_S = 25.0
 
 
