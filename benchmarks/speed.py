@@ -551,13 +551,19 @@ class Change:
         self.name, self.what, self.applies, self.switch, self.parts = name, what, applies, switch, parts
 
 
-def _modules(model, cls_name: str):
-    """Sub-modules of ``model`` that are instances of the aeroseg.models class ``cls_name``."""
-    import aeroseg.models.clip_backbone as cb
-    import aeroseg.models.refinement as rf
-    import aeroseg.models.sam_attention as sa
-    cls = getattr(rf, cls_name, None) or getattr(cb, cls_name, None) or getattr(sa, cls_name)
+def _modules(model, path: str):
+    """Sub-modules of ``model`` that are instances of the class at dotted ``path``
+    (``'aeroseg.models.refinement.GuidedWindowAttention'``)."""
+    import importlib
+    mod, name = path.rsplit('.', 1)
+    cls = getattr(importlib.import_module(mod), name)
     return [m for m in model.modules() if isinstance(m, cls)]
+
+
+_CLIP = 'aeroseg.models.clip_backbone.CLIPDenseBackbone'
+_WINDOW_ATTN = 'aeroseg.models.refinement.GuidedWindowAttention'
+_CLASS_REFINE = 'aeroseg.models.refinement.ClassRefinement'
+_SAM_ATTN = 'aeroseg.models.sam_attention.FusedSAMAttention'
 
 
 def _switch_window_batch(model, on: bool) -> None:
@@ -581,7 +587,7 @@ def _switch_dedup_padding(model, on: bool) -> None:
 
 
 def _switch_text_cache(model, on: bool) -> None:
-    for m in _modules(model, 'CLIPDenseBackbone'):
+    for m in _modules(model, _CLIP):
         m.cache_text = on
         m.clear_text_cache()
 
@@ -591,16 +597,16 @@ CHANGES = (
            lambda m: m.test_cfg.get('mode') == 'slide' and 'window_batch' in m.test_cfg,
            _switch_window_batch),
     Change('fused_attention', 'cost head window attention as scaled_dot_product_attention',
-           lambda m: bool(_modules(m, 'GuidedWindowAttention')), _switch_fused, ('train', 'infer')),
+           lambda m: bool(_modules(m, _WINDOW_ATTN)), _switch_fused, ('train', 'infer')),
     Change('fused_sam_attention', "SAM guidance encoder's attention (relative positions as the mask) "
-           'as scaled_dot_product_attention', lambda m: bool(_modules(m, 'FusedSAMAttention')),
+           'as scaled_dot_product_attention', lambda m: bool(_modules(m, _SAM_ATTN)),
            _switch_fused_sam, ('train', 'infer')),
     Change('dedup_padding', "class refinement: the pad_len - T identical padding tokens as one "
            "weighted key, their dropped outputs not computed",
-           lambda m: any(c.pad_len > 0 for c in _modules(m, 'ClassRefinement')), _switch_dedup_padding,
+           lambda m: any(c.pad_len > 0 for c in _modules(m, _CLASS_REFINE)), _switch_dedup_padding,
            ('train', 'infer')),
     Change('text_cache', 'text embeddings of the test vocabulary computed once (cache) vs per forward',
-           lambda m: bool(_modules(m, 'CLIPDenseBackbone')), _switch_text_cache),
+           lambda m: bool(_modules(m, _CLIP)), _switch_text_cache),
 )
 
 
