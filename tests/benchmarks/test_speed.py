@@ -176,3 +176,18 @@ def test_peak_fraction_follows_the_higher_peak():
     speed.set_peak(rows, (200e9, 'x'))
     assert rows[0]['train_peak_frac'] == pytest.approx(0.1) and rows[0]['peak_gflops'] == 200
     assert 'infer_peak_frac' not in rows[0] and 'peak_gflops' not in rows[1]
+
+
+def test_each_speed_change_applies_to_the_models_that_have_its_code():
+    """The before / after table switches a change only where the model runs that code: the SAM
+    attention only in AerOSeg, window batching only in slide mode, none of the cost-head changes
+    in SAN (its own head)."""
+    speed._setup_imports()
+    applies = {}
+    for key in ('catseg', 'aeroseg', 'san'):
+        model, _ = speed.build_model(speed.resolve_config(key), 'mini')
+        applies[key] = {c.name for c in speed.CHANGES if c.applies(model)}
+    assert applies['aeroseg'] == {'window_batch', 'fused_attention', 'fused_sam_attention',
+                                  'dedup_padding', 'text_cache'}
+    assert applies['catseg'] == {'fused_attention', 'dedup_padding', 'text_cache'}
+    assert 'fused_attention' not in applies['san'] and 'fused_sam_attention' not in applies['san']
