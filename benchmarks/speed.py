@@ -41,10 +41,10 @@ gives both medians, their ratio and the largest score difference between the two
 bound its test states).
 
 Writes ``<out>/<device>.csv`` + ``.md`` (table and before/after) and ``<out>/<device>_changes.csv``,
-each atomically; ``<device>`` is :func:`device_slug` of the CUDA device name or the CPU model and
-thread count. ``python -m benchmarks.run --dry-run`` reads the CSV of this machine's device
-(:func:`load_speed`). ``python -m benchmarks.model_cost`` is this module at full size, training
-step only.
+each atomically; ``<device>`` is :func:`device_slug` of the CUDA device name or the CPU model,
+vector ISA and thread count (``cpu-amd-epyc-avx512-2-threads``). ``python -m benchmarks.run
+--dry-run`` reads the CSV of this machine's device (:func:`load_speed`). ``python -m
+benchmarks.model_cost`` is this module at full size, training step only.
 
 Imports: ``mmseg.utils`` imports ``mmcv.ops``, whose ``__init__`` loads the compiled
 ``mmcv._ext``; on a machine whose mmcv has none (a GPU box with a pure-Python mmcv)
@@ -426,11 +426,12 @@ def matmul_peak(device: str = 'cpu', dtype: str = 'fp32', n: Optional[int] = Non
 
 
 def device_label(device: str = 'cpu', threads: Optional[int] = None) -> str:
-    """The CUDA device name, or the CPU model (/proc/cpuinfo) and the torch thread count."""
+    """The CUDA device name, or the CPU model and widest vector ISA (/proc/cpuinfo) and the torch
+    thread count: 'CPU AMD EPYC, AVX512 (2 threads)'."""
     import torch
     if device.startswith('cuda'):
         return torch.cuda.get_device_name(torch.device(device))
-    return f'CPU {_cpu_model()} ({threads or torch.get_num_threads()} threads)'
+    return f'CPU {_cpu_name()} ({threads or torch.get_num_threads()} threads)'
 
 
 def device_slug(label: str) -> str:
@@ -741,32 +742,54 @@ def format_changes(rows: List[dict]) -> str:
     return _md_table(head, body)
 
 
-def _cpu_model() -> str:
+def _cpuinfo(key: str) -> Optional[str]:
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
-                if line.startswith('model name'):
+                if line.split(':', 1)[0].strip() == key:
                     return line.split(':', 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu_model() -> str:
+    return _cpuinfo('model name') or platform.processor() or platform.machine()
+
+
+def _cpu_isa() -> Optional[str]:
+    """Widest x86 vector ISA the CPU has (the kernels torch picks): 'AVX512', 'AVX2' or None.
+    Virtual machines name CPU generations alike ('AMD EPYC' with AVX2 and with AVX-512, measured
+    2x apart per mini step: docs/measurements.md), so the speed file's name carries it."""
+    flags = set((_cpuinfo('flags') or '').split())
+    return 'AVX512' if 'avx512f' in flags else 'AVX2' if 'avx2' in flags else None
+
+
+def _cpu_name() -> str:
+    """The CPU model, with its ISA when known: 'AMD EPYC, AVX512'."""
+    isa = _cpu_isa()
+    return f'{_cpu_model()}, {isa}' if isa else _cpu_model()
 
 
 def _this_device_file(root: Path) -> Optional[Path]:
     """This machine's speed file without importing torch (the dry run stays fast): the first
     GPU's (its model from /proc/driver/nvidia, as torch.cuda.get_device_name names it), else the
-    CPU's at os.cpu_count() threads, else the CPU's at any thread count (most threads first)."""
+    CPU's (model and ISA) at os.cpu_count() threads, else at any thread count (most threads
+    first); then the same for the model name alone (files named before the ISA was)."""
     gpus = sorted(Path('/proc/driver/nvidia/gpus').glob('*/information'))
     if gpus:
         for line in gpus[0].read_text(errors='replace').splitlines():
             if line.startswith('Model:'):
                 return root / f'{device_slug(line.split(":", 1)[1].strip())}.csv'
-    cpu = device_slug(f'CPU {_cpu_model()}')
-    exact = root / f'{cpu}-{os.cpu_count()}-threads.csv'
-    if exact.is_file():
-        return exact
-    found = [p for p in root.glob(f'{cpu}-*-threads.csv') if re.fullmatch(r'\d+', p.stem[len(cpu) + 1:-8])]
-    return max(found, key=lambda p: int(p.stem[len(cpu) + 1:-8])) if found else None
+    for cpu in dict.fromkeys(device_slug(f'CPU {n}') for n in (_cpu_name(), _cpu_model())):
+        exact = root / f'{cpu}-{os.cpu_count()}-threads.csv'
+        if exact.is_file():
+            return exact
+        found = [p for p in root.glob(f'{cpu}-*-threads.csv')
+                 if re.fullmatch(r'\d+', p.stem[len(cpu) + 1:-8])]
+        if found:
+            return max(found, key=lambda p: int(p.stem[len(cpu) + 1:-8]))
+    return None
 
 
 def load_speed(device: Optional[str] = None, root: Path = SPEED_DIR,

@@ -158,16 +158,27 @@ def test_amp_is_off_by_default_and_bf16_when_asked():
 def test_this_devices_file_is_found_without_torch(tmp_path, monkeypatch):
     if list(Path('/proc/driver/nvidia/gpus').glob('*/information')):
         pytest.skip('a GPU machine reads the GPU file')
-    cpu = speed.device_slug(f'CPU {speed._cpu_model()}')
+    monkeypatch.setattr(speed, '_cpu_model', lambda: 'AMD EPYC')
+    monkeypatch.setattr(speed, '_cpu_isa', lambda: 'AVX512')
     monkeypatch.setattr(speed.os, 'cpu_count', lambda: 8)
     assert speed._this_device_file(tmp_path) is None
+    (tmp_path / 'cpu-amd-epyc-avx2-8-threads.csv').write_text('method,scale,status\n')
+    assert speed._this_device_file(tmp_path) is None          # another ISA: another CPU
+    (tmp_path / 'cpu-amd-epyc-8-threads.csv').write_text('method,scale,status\n')
+    assert speed._this_device_file(tmp_path).name == 'cpu-amd-epyc-8-threads.csv'  # named before the ISA
     for n in (2, 4):
-        (tmp_path / f'{cpu}-{n}-threads.csv').write_text('method,scale,status\n')
-    (tmp_path / 'other-cpu-16-threads.csv').write_text('method,scale,status\n')
-    assert speed._this_device_file(tmp_path).name == f'{cpu}-4-threads.csv'   # most threads
-    (tmp_path / f'{cpu}-8-threads.csv').write_text('method,scale,status\n')
-    assert speed._this_device_file(tmp_path).name == f'{cpu}-8-threads.csv'   # this machine's
-    assert speed.device_label('cpu', threads=2).startswith('CPU ' + speed._cpu_model())
+        (tmp_path / f'cpu-amd-epyc-avx512-{n}-threads.csv').write_text('method,scale,status\n')
+    assert speed._this_device_file(tmp_path).name == 'cpu-amd-epyc-avx512-4-threads.csv'   # most threads
+    (tmp_path / 'cpu-amd-epyc-avx512-8-threads.csv').write_text('method,scale,status\n')
+    assert speed._this_device_file(tmp_path).name == 'cpu-amd-epyc-avx512-8-threads.csv'   # this machine's
+    assert speed.device_label('cpu', threads=2) == 'CPU AMD EPYC, AVX512 (2 threads)'
+    assert speed.device_slug(speed.device_label('cpu', threads=2)) == 'cpu-amd-epyc-avx512-2-threads'
+
+
+def test_cpu_isa_is_read_from_the_flags(monkeypatch):
+    for flags, isa in (('fpu sse2 avx avx2 fma', 'AVX2'), ('avx2 avx512f avx512bw', 'AVX512'), ('fpu sse2', None)):
+        monkeypatch.setattr(speed, '_cpuinfo', lambda key, f=flags: f if key == 'flags' else 'X')
+        assert speed._cpu_isa() == isa
 
 
 def test_peak_fraction_follows_the_higher_peak():
