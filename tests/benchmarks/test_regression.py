@@ -10,10 +10,11 @@ The subset is the cheapest full mini job (CAT-Seg on mini iSAID: ~2 min on 2 cor
 Until that file exists this test skips. Tolerance: mini runs are seeded and deterministic on one
 machine, but 200 iterations of a small network amplify the last-bit differences of another CPU's
 kernels (vector instructions, oneDNN's choice of algorithm). Measured for this subset (s / u /
-h-mIoU): Intel Xeon, main's venv 21.32 / 33.77 / 26.14 (the reference), Intel Xeon, a
-fresh clone in CI 21.91 / 33.45 / 26.48, AMD EPYC (AVX2, no AVX-512), fresh venv, 1 thread, 18.98 / 33.44 / 24.22
-(docs/measurements.md, "Mini results across CPUs"). Hence 3.0 IoU points (percent) absolute: the
-largest cross-CPU move seen (2.34) plus a margin. A broken model moves them by far more (for
+h-mIoU): Intel Xeon, main's venv 21.32 / 33.77 / 26.14 (the reference), Intel Xeon, a fresh
+clone in CI 21.91 / 33.45 / 26.48, AMD EPYC (AVX2, no AVX-512), fresh venv, 1 thread, 18.98 /
+33.44 / 24.22, AMD EPYC with AVX-512, 1 thread, 21.16 / 33.84 / 26.04 (docs/measurements.md,
+"Mini results across CPUs"). Hence 3.0 IoU points (percent) absolute: the largest cross-CPU move
+seen (2.34) plus a margin. A broken model moves them by far more (for
 scale: mini SED with a random tiny CLIP reaches h-mIoU 2.88 on iSAID against 17.46 pretrained).
 """
 
