@@ -760,7 +760,7 @@ def _cpu_model() -> str:
 def _cpu_isa() -> Optional[str]:
     """Widest x86 vector ISA the CPU has (the kernels torch picks): 'AVX512', 'AVX2' or None.
     Virtual machines name CPU generations alike ('AMD EPYC' with AVX2 and with AVX-512, measured
-    2x apart per mini step: docs/measurements.md), so the speed file's name carries it."""
+    1.8-3.5x apart per mini job: docs/measurements.md), so the speed file's name carries it."""
     flags = set((_cpuinfo('flags') or '').split())
     return 'AVX512' if 'avx512f' in flags else 'AVX2' if 'avx2' in flags else None
 

@@ -191,8 +191,8 @@ def test_peak_fraction_follows_the_higher_peak():
 
 def test_each_speed_change_applies_to_the_models_that_have_its_code():
     """The before / after table switches a change only where the model runs that code: the SAM
-    attention only in AerOSeg, window batching only in slide mode, none of the cost-head changes
-    in SAN (its own head)."""
+    attention only in AerOSeg, window batching only in slide mode, neither attention change in SAN
+    (its own head, no SAM)."""
     speed._setup_imports()
     applies = {}
     for key in ('catseg', 'aeroseg', 'san'):
