@@ -587,6 +587,12 @@ def _switch_dedup_padding(model, on: bool) -> None:
     ClassRefinement.dedup_padding = on
 
 
+def _switch_guidance_once(model, on: bool) -> None:
+    from aeroseg.models.decoders import UpsampleBlock
+    from aeroseg.models.refinement import ClassRefinement, SpatialRefinement
+    UpsampleBlock.guidance_once = SpatialRefinement.guidance_once = ClassRefinement.guidance_once = on
+
+
 def _switch_text_cache(model, on: bool) -> None:
     for m in _modules(model, _CLIP):
         m.cache_text = on
@@ -605,6 +611,10 @@ CHANGES = (
     Change('dedup_padding', "class refinement: the pad_len - T identical padding tokens as one "
            "weighted key, their dropped outputs not computed",
            lambda m: any(c.pad_len > 0 for c in _modules(m, _CLASS_REFINE)), _switch_dedup_padding,
+           ('train', 'infer')),
+    Change('guidance_once', "cost head: the guidance shared by all classes (pixels) projected once "
+           "per image in the q / k projections and the decoder's first conv, not per copy",
+           lambda m: any(c.guidance_dim > 0 for c in _modules(m, _CLASS_REFINE)), _switch_guidance_once,
            ('train', 'infer')),
     Change('text_cache', 'text embeddings of the test vocabulary computed once (cache) vs per forward',
            lambda m: bool(_modules(m, _CLIP)), _switch_text_cache),

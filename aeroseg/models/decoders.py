@@ -12,11 +12,18 @@
 Both take (B, C, T, H, W) class-wise features and a guidance map (B, Cg, 2H, 2W) shared by the T
 classes, and return (B, C_out, T, 2H, 2W). Parameter names follow upstream
 (``up``, ``conv.double_conv.*``, ``cconv``, ``sconv``).
+
+``UpsampleBlock.guidance_once`` (class switch, default True): upstream concatenates the guidance
+to each class's map and convolves the (B*T, C, 2H, 2W) result; the first 3x3 convolution is
+linear, so its guidance part is computed once per image and added to every class (the same maths,
+float rounding apart; ``tests/models/test_guidance_once.py``). False = upstream's concatenation.
 """
 from typing import Optional
 
 import torch
 import torch.nn as nn
+
+from .shared_guidance import add_per_image
 
 __all__ = ['DoubleConv', 'UpsampleBlock', 'AttentionUpsampleBlock', 'DECODER_BLOCKS']
 
@@ -70,16 +77,25 @@ class UpsampleBlock(nn.Module):
         """Hook for subclasses: ``up`` is (B, T, C, 2H, 2W), guidance (B, Cg, 2H, 2W)."""
         return guidance
 
+    guidance_once = True
+
     def forward(self, x: torch.Tensor, guidance: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B, C_in, T, H, W); guidance: (B, Cg, 2H, 2W) or None -> (B, C_out, T, 2H, 2W)."""
         B, C, T, H, W = x.shape
         self._check(x, guidance)
         y = self.up(x.transpose(1, 2).reshape(B * T, C, H, W))
-        if guidance is not None:
+        if guidance is None:
+            y = self.conv(y)
+        else:
             guidance = self.transform_guidance(y.view(B, T, *y.shape[1:]), guidance)
-            g = guidance.unsqueeze(1).expand(B, T, *guidance.shape[1:]).reshape(B * T, *guidance.shape[1:])
-            y = torch.cat([y, g], dim=1)
-        y = self.conv(y)
+            if self.guidance_once:  # conv(cat[y, g]) = conv_y(y) + conv_g(g), conv_g once per image
+                first, rest = self.conv.double_conv[0], self.conv.double_conv[1:]
+                cy = y.shape[1]
+                y = first._conv_forward(y, first.weight[:, :cy], None)
+                y = rest(add_per_image(y, first._conv_forward(guidance, first.weight[:, cy:], None), B))
+            else:
+                g = guidance.unsqueeze(1).expand(B, T, *guidance.shape[1:]).reshape(B * T, *guidance.shape[1:])
+                y = self.conv(torch.cat([y, g], dim=1))
         return y.view(B, T, *y.shape[1:]).transpose(1, 2)
 
 

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .shared_guidance import add_per_image, split_linear
+
 __all__ = ['GuidedWindowAttention', 'GuidedSwinBlock', 'SpatialRefinement', 'linear_attention',
            'full_attention', 'GuidedClassAttention', 'ClassRefinement', 'AggregatorLayer']
 
@@ -92,12 +94,28 @@ class GuidedWindowAttention(nn.Module):
         self.v = nn.Linear(dim, dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x: (B * nW, N, dim [+ guidance_dim]); mask: (nW, N, N) additive or None."""
+    def guidance_qk(self, guidance: torch.Tensor):
+        """The guidance columns of the q and k projections applied to ``guidance`` (no bias)."""
+        return (split_linear(guidance, self.q, -guidance.shape[-1], bias=False),
+                split_linear(guidance, self.k, -guidance.shape[-1], bias=False))
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                shared: Optional[tuple] = None) -> torch.Tensor:
+        """x: (B * nW, N, dim [+ guidance_dim]); mask: (nW, N, N) additive or None.
+
+        ``shared`` = (gq, gk, images): x is the cost part only, (images * T * nW, N, dim), and
+        gq / gk (images * nW, N, dim) the guidance's q / k terms (:meth:`guidance_qk`, windowed),
+        added to each of the T classes' windows."""
         Bw, N, _ = x.shape
         heads = self.num_heads
-        q = self.q(x).reshape(Bw, N, heads, -1).transpose(1, 2)
-        k = self.k(x).reshape(Bw, N, heads, -1).transpose(1, 2)
+        if shared is None:
+            q, k = self.q(x), self.k(x)
+        else:
+            gq, gk, images = shared
+            q = add_per_image(split_linear(x, self.q, self.dim), gq, images)
+            k = add_per_image(split_linear(x, self.k, self.dim), gk, images)
+        q = q.reshape(Bw, N, heads, -1).transpose(1, 2)
+        k = k.reshape(Bw, N, heads, -1).transpose(1, 2)
         v = self.v(x[..., :self.dim]).reshape(Bw, N, heads, -1).transpose(1, 2)
         if self.fused:
             if mask is not None:  # (nW, N, N) -> (Bw, 1, N, N): window w of every image gets mask w
@@ -145,7 +163,9 @@ class GuidedSwinBlock(nn.Module):
         self.mlp = _Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, guidance: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x: (B', H, W, dim); guidance: (B', H, W, guidance_dim) (already normalised) or None."""
+        """x: (B', H, W, dim); guidance: (B', H, W, guidance_dim) (already normalised) or None;
+        or guidance (B, H, W, guidance_dim) shared by the B' = B * T class maps of B images (its
+        q / k terms computed once per image, ``SpatialRefinement.guidance_once``)."""
         B, H, W, C = x.shape
         win, shift = self.window_size, self.shift_size
         if min(H, W) <= win:   # upstream: no partition when the window covers the map
@@ -156,12 +176,19 @@ class GuidedSwinBlock(nn.Module):
                              '(e.g. 384 px -> 24x24 tokens for window 12) or set window_size')
         shortcut = x
         y = self.norm1(x)
-        if guidance is not None:
+        shared = None
+        if guidance is not None and guidance.shape[0] != B:
+            shared = list(self.attn.guidance_qk(guidance))
+        elif guidance is not None:
             y = torch.cat([y, guidance], dim=-1)
         if shift:
             y = torch.roll(y, shifts=(-shift, -shift), dims=(1, 2))
+            if shared is not None:
+                shared = [torch.roll(t, shifts=(-shift, -shift), dims=(1, 2)) for t in shared]
         mask = shifted_window_mask(H, W, win, shift, x.device, x.dtype) if shift else None
-        y = self.attn(_window_partition(y, win), mask)
+        if shared is not None:
+            shared = (*(_window_partition(t, win) for t in shared), guidance.shape[0])
+        y = self.attn(_window_partition(y, win), mask, shared)
         y = _window_merge(y, win, B, H, W)
         if shift:
             y = torch.roll(y, shifts=(shift, shift), dims=(1, 2))
@@ -188,6 +215,9 @@ class SpatialRefinement(nn.Module):
         self.block_2 = GuidedSwinBlock(dim, guidance_dim, num_heads, window_size, window_size // 2, mlp_ratio)
         self.guidance_norm = nn.LayerNorm(guidance_dim) if guidance_dim > 0 else None
 
+    #: class switch: the guidance's q / k terms once per image (aeroseg/models/shared_guidance.py)
+    guidance_once = True
+
     def forward(self, x: torch.Tensor, guidance: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x: (B, C, T, H, W); guidance: (B, guidance_dim, H, W) or None -> (B, C, T, H, W)."""
         B, C, T, H, W = x.shape
@@ -202,7 +232,8 @@ class SpatialRefinement(nn.Module):
                                  f'cost features {tuple(x.shape)} (need (B, C, H, W) at the cost resolution)')
             # LayerNorm is per token, so normalising before repeating over classes is exact.
             g = self.guidance_norm(guidance.permute(0, 2, 3, 1))
-            g = g.unsqueeze(1).expand(B, T, H, W, -1).reshape(B * T, H, W, -1)
+            if not self.guidance_once:  # upstream: the guidance repeated for every class
+                g = g.unsqueeze(1).expand(B, T, H, W, -1).reshape(B * T, H, W, -1)
         y = self.block_1(y, g)
         y = self.block_2(y, g)
         return y.reshape(B, T, H, W, C).permute(0, 4, 1, 2, 3)
@@ -260,11 +291,23 @@ class GuidedClassAttention(nn.Module):
 
         ``n_pad`` > 0 (linear attention only): the LAST token of ``x`` / ``guidance`` is a padding
         token standing for ``n_pad`` identical ones (keys and values only); the output then has
-        the T - 1 real tokens, equal to attending over all T - 1 + n_pad tokens."""
-        xg = torch.cat([x, guidance], dim=-1) if guidance is not None else x
+        the T - 1 real tokens, equal to attending over all T - 1 + n_pad tokens.
+
+        ``guidance`` may also be (B, T, Cg) shared by the Bn = B * P rows of B images (the same
+        text guidance at every pixel): its q / k terms are then computed once per image."""
         Bn, T, C = x.shape
-        q = self.q(xg[:, :T - 1] if n_pad else xg).reshape(Bn, -1, self.num_heads, C // self.num_heads)
-        k = self.k(xg).reshape(Bn, T, self.num_heads, -1)
+        nq = T - 1 if n_pad else T
+        if guidance is not None and guidance.shape[0] != Bn:
+            images = guidance.shape[0]
+            gw = guidance.shape[-1]
+            q = add_per_image(split_linear(x[:, :nq], self.q, C),
+                              split_linear(guidance[:, :nq], self.q, -gw, bias=False), images)
+            k = add_per_image(split_linear(x, self.k, C), split_linear(guidance, self.k, -gw, bias=False), images)
+        else:
+            xg = torch.cat([x, guidance], dim=-1) if guidance is not None else x
+            q, k = self.q(xg[:, :nq]), self.k(xg)
+        q = q.reshape(Bn, nq, self.num_heads, C // self.num_heads)
+        k = k.reshape(Bn, T, self.num_heads, -1)
         v = self.v(x).reshape(Bn, T, self.num_heads, -1)
         if n_pad:
             if self.attention_type != 'linear':
@@ -303,6 +346,8 @@ class ClassRefinement(nn.Module):
     """
 
     dedup_padding = True
+    #: class switch: the text guidance's q / k terms once per image (aeroseg/models/shared_guidance.py)
+    guidance_once = True
 
     def __init__(self, hidden_dim: int = 128, guidance_dim: int = 128, num_heads: int = 4,
                  attention_type: str = 'linear', pooling_size: Union[int, Sequence[int], None] = (2, 2),
@@ -345,7 +390,9 @@ class ClassRefinement(nn.Module):
         if guidance is not None:
             if n_pad > 0:
                 guidance = torch.cat([guidance, self.padding_guidance.expand(B, n_tok, -1)], dim=1)
-            g = guidance.unsqueeze(1).expand(B, Hp * Wp, -1, -1).reshape(B * Hp * Wp, guidance.shape[1], -1)
+            g = guidance  # shared by the Hp * Wp pixels: q / k terms once per image
+            if not self.guidance_once:  # upstream: the guidance repeated at every pixel
+                g = guidance.unsqueeze(1).expand(B, Hp * Wp, -1, -1).reshape(B * Hp * Wp, guidance.shape[1], -1)
         if dedup:
             y = y[:, :T] + self.attention(self.norm1(y), g, n_pad=n_pad)
             y = y + self.mlp(self.norm2(y))

@@ -192,13 +192,15 @@ def test_peak_fraction_follows_the_higher_peak():
 def test_each_speed_change_applies_to_the_models_that_have_its_code():
     """The before / after table switches a change only where the model runs that code: the SAM
     attention only in AerOSeg, window batching only in slide mode, neither attention change in SAN
-    (its own head, no SAM)."""
+    (its own head, no SAM), neither padding nor shared guidance in SED's class refinement."""
     speed._setup_imports()
     applies = {}
-    for key in ('catseg', 'aeroseg', 'san'):
+    for key in ('catseg', 'aeroseg', 'san', 'sed'):
         model, _ = speed.build_model(speed.resolve_config(key), 'mini')
         applies[key] = {c.name for c in speed.CHANGES if c.applies(model)}
     assert applies['aeroseg'] == {'window_batch', 'fused_attention', 'fused_sam_attention',
-                                  'dedup_padding', 'text_cache'}
-    assert applies['catseg'] == {'fused_attention', 'dedup_padding', 'text_cache'}
+                                  'dedup_padding', 'guidance_once', 'text_cache'}
+    assert applies['catseg'] == {'fused_attention', 'dedup_padding', 'guidance_once', 'text_cache'}
     assert 'fused_attention' not in applies['san'] and 'fused_sam_attention' not in applies['san']
+    # SED's class refinement has no guidance (and no padding): nothing to project once
+    assert not {'guidance_once', 'dedup_padding'} & applies['sed']

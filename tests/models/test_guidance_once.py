@@ -1,0 +1,83 @@
+"""Guidance shared by the classes (pixels) projected once per image equals upstream's per-copy
+concatenation (aeroseg/models/shared_guidance.py), in output and gradients, and costs fewer FLOPs."""
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from aeroseg.models.decoders import AttentionUpsampleBlock, UpsampleBlock
+from aeroseg.models.refinement import ClassRefinement, SpatialRefinement
+from aeroseg.models.shared_guidance import add_per_image
+
+
+def _run(block, x, g):
+    x = x.clone().requires_grad_(True)
+    block.zero_grad(set_to_none=True)
+    with FlopCounterMode(display=False) as fc:
+        y = block(x, g)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+    return y.detach(), x.grad, {n: p.grad.clone() for n, p in block.named_parameters()}, fc.get_total_flops()
+
+
+def _both(cls, block, x, g):
+    res = {}
+    for once in (False, True):
+        cls.guidance_once = once
+        try:
+            res[once] = _run(block, x, g)
+        finally:
+            cls.guidance_once = True
+    return res
+
+
+def _assert_same(res, atol=1e-5):
+    torch.testing.assert_close(res[True][0], res[False][0], atol=atol, rtol=1e-5)
+    torch.testing.assert_close(res[True][1], res[False][1], atol=atol, rtol=1e-5)
+    for n, v in res[False][2].items():  # parameter gradients are sums over many rows (k's bias:
+        # zero in exact maths, softmax ignores a shift shared by all keys, so an absolute floor)
+        torch.testing.assert_close(res[True][2][n], v, atol=2e-5 * max(float(v.abs().max()), 1.0),
+                                   rtol=0, msg=n)
+    assert res[True][3] < res[False][3]  # the point of it: fewer FLOPs
+
+
+def test_add_per_image_is_the_repeated_sum():
+    p, g = torch.randn(2 * 3 * 4, 5), torch.randn(2 * 4, 5)   # 2 images, 3 repeats, 4 windows
+    ref = p.view(2, 3, 4, 5) + g.view(2, 1, 4, 5)
+    torch.testing.assert_close(add_per_image(p, g, 2), ref.view(-1, 5), atol=0, rtol=0)
+    with pytest.raises(ValueError, match='do not split'):
+        add_per_image(p, torch.randn(5, 5), 2)
+
+
+@pytest.mark.parametrize('cls', [UpsampleBlock, AttentionUpsampleBlock])
+def test_decoder_block(cls):
+    torch.manual_seed(0)
+    block = cls(48, 32, guidance_channels=16)
+    res = _both(UpsampleBlock, block, torch.randn(2, 48, 5, 6, 6), torch.randn(2, 16, 12, 12))
+    _assert_same(res)
+
+
+def test_spatial_refinement_shifted_and_unshifted_windows():
+    torch.manual_seed(1)
+    # 16 x 16 map, window 8: block_1 unshifted, block_2 shifted by 4 (masked), 3 classes, 2 images
+    block = SpatialRefinement(dim=32, guidance_dim=16, num_heads=4, window_size=8)
+    res = _both(SpatialRefinement, block, torch.randn(2, 32, 3, 16, 16), torch.randn(2, 16, 16, 16))
+    _assert_same(res)
+
+
+@pytest.mark.parametrize('training', [False, True])   # pooled 2 x 2 in training, not at test
+@pytest.mark.parametrize('pad_len,dedup', [(0, True), (40, True), (40, False)])
+def test_class_refinement(training, pad_len, dedup):
+    torch.manual_seed(2)
+    block = ClassRefinement(hidden_dim=32, guidance_dim=16, num_heads=4, pad_len=pad_len).train(training)
+    if pad_len:
+        with torch.no_grad():
+            block.padding_tokens.normal_()
+            block.padding_guidance.normal_()
+    ClassRefinement.dedup_padding = dedup
+    try:
+        res = _both(ClassRefinement, block, torch.randn(2, 32, 7, 8, 8), torch.randn(2, 7, 16))
+    finally:
+        ClassRefinement.dedup_padding = True
+    _assert_same(res)
+    # the text guidance takes part: other guidance, other output
+    other = block(torch.randn(2, 32, 7, 8, 8), torch.randn(2, 7, 16))
+    assert other.shape == res[True][0].shape
