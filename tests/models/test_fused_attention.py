@@ -3,21 +3,7 @@ import pytest
 import torch
 
 from aeroseg.models.refinement import GuidedWindowAttention, SpatialRefinement
-
-
-@pytest.fixture
-def unfused():
-    GuidedWindowAttention.fused = False
-    yield
-    GuidedWindowAttention.fused = True
-
-
-def _run(block, x, g):
-    x = x.clone().requires_grad_(True)
-    block.zero_grad(set_to_none=True)
-    y = block(x, g)
-    (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
-    return y.detach(), x.grad, {n: p.grad.clone() for n, p in block.named_parameters()}
+from _helpers import assert_same_runs, fwd_bwd_switched, switch
 
 
 def test_fused_window_attention_matches_explicit_forward_and_backward():
@@ -26,16 +12,7 @@ def test_fused_window_attention_matches_explicit_forward_and_backward():
     block = SpatialRefinement(dim=32, guidance_dim=16, num_heads=4, window_size=8)
     x, g = torch.randn(2, 32, 3, 16, 16), torch.randn(2, 16, 16, 16)
     assert GuidedWindowAttention.fused
-    y1, gx1, gp1 = _run(block, x, g)
-    GuidedWindowAttention.fused = False
-    try:
-        y0, gx0, gp0 = _run(block, x, g)
-    finally:
-        GuidedWindowAttention.fused = True
-    torch.testing.assert_close(y1, y0, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(gx1, gx0, atol=1e-5, rtol=1e-5)
-    for n in gp0:
-        torch.testing.assert_close(gp1[n], gp0[n], atol=1e-4, rtol=1e-4, msg=n)
+    assert_same_runs(fwd_bwd_switched(GuidedWindowAttention, 'fused', block, x, g))
     # the mask matters: dropping it changes the shifted block (so the test can tell)
     att = block.block_2.attn
     t = torch.randn(8, 64, 48)
@@ -44,15 +21,16 @@ def test_fused_window_attention_matches_explicit_forward_and_backward():
     assert (att(t, m) - att(t, None)).abs().max() > 1e-3
 
 
-def test_fused_attention_with_mask_matches_explicit(unfused):
+def test_fused_attention_with_mask_matches_explicit():
     torch.manual_seed(1)
     from aeroseg.models.refinement import shifted_window_mask
     att = GuidedWindowAttention(dim=32, guidance_dim=8, num_heads=2)
     t = torch.randn(3 * 4, 64, 40)
     m = shifted_window_mask(16, 16, 8, 4)
-    ref = att(t, m)
-    GuidedWindowAttention.fused = True
-    torch.testing.assert_close(att(t, m), ref, atol=1e-5, rtol=1e-5)
+    with switch(GuidedWindowAttention, 'fused', False):
+        ref = att(t, m)
+    with switch(GuidedWindowAttention, 'fused', True):
+        torch.testing.assert_close(att(t, m), ref, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize('training', [False, True])
@@ -65,17 +43,8 @@ def test_deduplicated_padding_matches_padded_class_refinement(training):
         block.padding_tokens.normal_()
         block.padding_guidance.normal_()
     x, g = torch.randn(2, 32, 7, 8, 8), torch.randn(2, 7, 16)
-    res = {}
-    for dedup in (False, True):
-        ClassRefinement.dedup_padding = dedup
-        try:
-            res[dedup] = _run(block, x, g)
-        finally:
-            ClassRefinement.dedup_padding = True
-    torch.testing.assert_close(res[True][0], res[False][0], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(res[True][1], res[False][1], atol=1e-5, rtol=1e-5)
-    for n, v in res[False][2].items():  # sums of up to 8*8*2 tokens: relative to the largest
-        torch.testing.assert_close(res[True][2][n], v, atol=2e-5 * float(v.abs().max()), rtol=0, msg=n)
+    res = fwd_bwd_switched(ClassRefinement, 'dedup_padding', block, x, g)
+    assert_same_runs(res)  # parameter gradients: sums of up to 8*8*2 tokens, relative tolerance
     # the padding takes part: another pad_len changes the output
     block.pad_len = 20
-    assert (block(x, g) - res[True][0]).abs().max() > 1e-4
+    assert (block(x, g) - res[True].out).abs().max() > 1e-4

@@ -2,41 +2,20 @@
 concatenation (aeroseg/models/shared_guidance.py), in output and gradients, and costs fewer FLOPs."""
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from aeroseg.models.decoders import AttentionUpsampleBlock, UpsampleBlock
 from aeroseg.models.refinement import ClassRefinement, SpatialRefinement
 from aeroseg.models.shared_guidance import add_per_image
-
-
-def _run(block, x, g):
-    x = x.clone().requires_grad_(True)
-    block.zero_grad(set_to_none=True)
-    with FlopCounterMode(display=False) as fc:
-        y = block(x, g)
-        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
-    return y.detach(), x.grad, {n: p.grad.clone() for n, p in block.named_parameters()}, fc.get_total_flops()
+from _helpers import assert_same_runs, fwd_bwd_switched, switch
 
 
 def _both(cls, block, x, g):
-    res = {}
-    for once in (False, True):
-        cls.guidance_once = once
-        try:
-            res[once] = _run(block, x, g)
-        finally:
-            cls.guidance_once = True
-    return res
+    return fwd_bwd_switched(cls, 'guidance_once', block, x, g)
 
 
 def _assert_same(res, atol=1e-5):
-    torch.testing.assert_close(res[True][0], res[False][0], atol=atol, rtol=1e-5)
-    torch.testing.assert_close(res[True][1], res[False][1], atol=atol, rtol=1e-5)
-    for n, v in res[False][2].items():  # parameter gradients are sums over many rows (k's bias:
-        # zero in exact maths, softmax ignores a shift shared by all keys, so an absolute floor)
-        torch.testing.assert_close(res[True][2][n], v, atol=2e-5 * max(float(v.abs().max()), 1.0),
-                                   rtol=0, msg=n)
-    assert res[True][3] < res[False][3]  # the point of it: fewer FLOPs
+    assert_same_runs(res, atol=atol)
+    assert res[True].flops < res[False].flops  # the point of it: fewer FLOPs
 
 
 def test_add_per_image_is_the_repeated_sum():
@@ -72,11 +51,8 @@ def test_class_refinement(training, pad_len, dedup):
         with torch.no_grad():
             block.padding_tokens.normal_()
             block.padding_guidance.normal_()
-    ClassRefinement.dedup_padding = dedup
-    try:
+    with switch(ClassRefinement, 'dedup_padding', dedup):
         res = _both(ClassRefinement, block, torch.randn(2, 32, 7, 8, 8), torch.randn(2, 7, 16))
-    finally:
-        ClassRefinement.dedup_padding = True
     _assert_same(res)
     # the text guidance takes part: the same features with other guidance give another output
     torch.manual_seed(2)
