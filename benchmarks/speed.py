@@ -781,20 +781,22 @@ def _cpu_name() -> str:
     return f'{_cpu_model()}, {isa}' if isa else _cpu_model()
 
 
-def _this_device_file(root: Path) -> Optional[Path]:
+def _this_device_file(root: Path, threads: Optional[int] = None) -> Optional[Path]:
     """This machine's speed file without importing torch (the dry run stays fast): the first
     GPU's (its model from /proc/driver/nvidia, as torch.cuda.get_device_name names it), else the
-    CPU's (model and ISA) at os.cpu_count() threads, else at any thread count (most threads
-    first); then the same for the model name alone (files named before the ISA was)."""
+    CPU's (model and ISA) at ``threads`` (what one job will run on, e.g. a slot of ``benchmarks.run
+    --parallel``), else at os.cpu_count() threads, else at any thread count (most threads first);
+    then the same for the model name alone (files named before the ISA was)."""
     gpus = sorted(Path('/proc/driver/nvidia/gpus').glob('*/information'))
     if gpus:
         for line in gpus[0].read_text(errors='replace').splitlines():
             if line.startswith('Model:'):
                 return root / f'{device_slug(line.split(":", 1)[1].strip())}.csv'
     for cpu in dict.fromkeys(device_slug(f'CPU {n}') for n in (_cpu_name(), _cpu_model())):
-        exact = root / f'{cpu}-{os.cpu_count()}-threads.csv'
-        if exact.is_file():
-            return exact
+        for n in dict.fromkeys(n for n in (threads, os.cpu_count()) if n):
+            exact = root / f'{cpu}-{n}-threads.csv'
+            if exact.is_file():
+                return exact
         found = [p for p in root.glob(f'{cpu}-*-threads.csv')
                  if re.fullmatch(r'\d+', p.stem[len(cpu) + 1:-8])]
         if found:
@@ -802,14 +804,14 @@ def _this_device_file(root: Path) -> Optional[Path]:
     return None
 
 
-def load_speed(device: Optional[str] = None, root: Path = SPEED_DIR,
-               slug: bool = False) -> Tuple[Dict[Tuple[str, str], dict], Optional[Path]]:
+def load_speed(device: Optional[str] = None, root: Path = SPEED_DIR, slug: bool = False,
+               threads: Optional[int] = None) -> Tuple[Dict[Tuple[str, str], dict], Optional[Path]]:
     """{(method, scale): row} of ``<root>/<device_slug>.csv`` (this machine's device when
-    ``device`` is None: CUDA when available, else the CPU and torch's thread count; ``slug``:
-    ``device`` is already the file stem), and the file read (None when it does not exist).
+    ``device`` is None: :func:`_this_device_file`, preferring a CPU file measured at ``threads``;
+    ``slug``: ``device`` is already the file stem), and the file read (None when it does not exist).
     Numbers are floats, empty cells None; rows without figures (not built, errors) are left out."""
     if device is None:
-        path = _this_device_file(Path(root))
+        path = _this_device_file(Path(root), threads)
     else:
         path = Path(root) / f'{device if slug else device_slug(device)}.csv'
     if path is None or not path.is_file():

@@ -17,8 +17,8 @@ from benchmarks.common import REPO_ROOT, read_json, run_cli, scale_help
 from benchmarks.methods import get_method
 from benchmarks.runner.collect import all_result_jobs, finished_metrics, write_results
 from benchmarks.runner.launch import (LockedError, RunLock, env_prefix, execute, hms,
-                                      progress_printer, schedule, shell, slot_envs, test_command,
-                                      train_command)
+                                      progress_printer, schedule, shell, slot_envs, slot_threads,
+                                      test_command, train_command)
 from benchmarks.runner.preflight import format_report, preflight
 from benchmarks.runner.cross import (add_cross_jobs, cross_result_jobs, has_cross_runs,
                                      print_cross_plan, split_selection)
@@ -46,7 +46,10 @@ ASSUMED_MINI = (240.0, 20.0)      # CPU seconds per mini job (train, test): tiny
 # scaled linearly from the measured batch to the config's batch; mini: the mini schedule's
 # iterations x CPU s/step + the mini val images x CPU s/image (the file's CPU seconds: a mini job
 # runs on one thread per slot, and a CPU-h is what the plan's total counts) + MINI_PROCESS_S for
-# each of the job's processes (train, test).
+# each of the job's processes (train, test). On CPU the file measured at a slot's threads
+# (launch.slot_threads; e.g. `python -m benchmarks.speed --threads 1 --scales mini` for
+# `--parallel 2` on 2 cores) is read when there is one: a 2-thread file's CPU seconds are 15-20%
+# above a 1-thread run's wall (docs/measurements.md, 2026-12-04).
 MINI_VAL_IMAGES = 100             # aeroseg/mini/io.py DEFAULT_SIZES['val']
 MINI_ITERS = 200                  # configs/_base_/scale/mini.py iters (every dataset)
 # Seconds of a mini job's process outside its training / test loop: start (imports ~10 s), config,
@@ -56,13 +59,14 @@ MINI_ITERS = 200                  # configs/_base_/scale/mini.py iters (every da
 MINI_PROCESS_S = 25.0
 
 
-def _speed_figures(speed_file: Optional[Path] = None):
-    """(rows, file) of the speed CSV for this device (benchmarks.speed.load_speed), or ({}, None)."""
+def _speed_figures(speed_file: Optional[Path] = None, threads: Optional[int] = None):
+    """(rows, file) of the speed CSV for this device (benchmarks.speed.load_speed; on CPU the
+    file measured at ``threads``, a job's threads, when there is one), or ({}, None)."""
     try:
         from benchmarks.speed import load_speed
         if speed_file is not None:
             return load_speed(root=speed_file.parent, device=speed_file.stem, slug=True)
-        return load_speed()
+        return load_speed(threads=threads)
     except ImportError:  # no torch here: nothing to read the device from
         return {}, None
 
@@ -124,11 +128,13 @@ def _measured(work_dir: Path, scale: str) -> Dict[str, Tuple[Optional[float], Op
             for k, (a, b) in out.items()}
 
 
-def estimate(jobs: Sequence[Job], work_dir: Path, scale: str, speed_file: Optional[Path] = None) -> None:
+def estimate(jobs: Sequence[Job], work_dir: Path, scale: str, speed_file: Optional[Path] = None,
+             threads: Optional[int] = None) -> None:
     """Fill est_train_s / est_test_s / basis per job: finished jobs of the method in the work dir,
-    else the speed file of this device, else the ASSUMED numbers (notes above)."""
+    else the speed file of this device (at ``threads`` a job when there is one), else the ASSUMED
+    numbers (notes above)."""
     measured = _measured(work_dir, scale)
-    speed_rows, speed_path = _speed_figures(speed_file)
+    speed_rows, speed_path = _speed_figures(speed_file, threads)
     for j in jobs:
         meas = measured.get(j.spec.method, (None, None)) if j.spec.method else (None, None)
         sp = _from_speed(speed_rows, speed_path, j.spec.method, scale, j.path, j.spec.train) \
@@ -415,7 +421,7 @@ def _plan(specs, cross, all_tables, opts) -> List[Job]:
     if cross:
         jobs = add_cross_jobs(jobs, cross, all_tables, opts, opts.seeds, opts.methods,
                               opts.datasets, opts.force)
-    estimate(jobs, work, opts.scale)
+    estimate(jobs, work, opts.scale, threads=slot_threads(opts))
     return jobs
 
 

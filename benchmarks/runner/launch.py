@@ -33,7 +33,7 @@ from benchmarks.runner.plan import (FINAL_WEIGHTS, JOB_JSON, METRICS, RUN_LOG, J
                                     RunStatus, has_final_weights)
 
 __all__ = ['LOCK_NAME', 'train_command', 'test_command', 'checkpoint_of', 'shell', 'LockedError', 'RunLock',
-           'stop_all_children', 'run_logged', 'error_from_log', 'slot_envs', 'execute', 'schedule',
+           'stop_all_children', 'run_logged', 'error_from_log', 'slot_threads', 'slot_envs', 'execute', 'schedule',
            'parse_progress', 'job_progress', 'format_progress', 'progress_printer']
 
 LOCK_NAME = '.runner.lock'
@@ -351,6 +351,14 @@ def env_prefix(env_extra: Optional[Dict[str, str]]) -> str:
     return ''.join(f'{k}={shlex.quote(v)} ' for k, v in sorted((env_extra or {}).items()))
 
 
+def slot_threads(opts) -> int:
+    """CPU threads one job gets: $OMP_NUM_THREADS when set, else the cores // ``--parallel``
+    (what :func:`slot_envs` gives each slot; the dry-run reads the speed file of that count)."""
+    if os.environ.get('OMP_NUM_THREADS', '').isdigit():
+        return max(1, int(os.environ['OMP_NUM_THREADS']))
+    return max(1, (os.cpu_count() or 1) // max(1, opts.parallel))
+
+
 def slot_envs(opts, threads: Optional[int] = None) -> List[Dict[str, str]]:
     """One environment per parallel slot (``opts.parallel``): its own GPUs and, on CPU, its
     share of the cores; with ``threads``, exactly that many OpenMP / MKL / OpenBLAS threads per
@@ -377,7 +385,7 @@ def slot_envs(opts, threads: Optional[int] = None) -> List[Dict[str, str]]:
         if threads:
             env.update({v: str(threads) for v in THREAD_VARS})
         elif 'OMP_NUM_THREADS' not in os.environ:
-            env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // k))
+            env['OMP_NUM_THREADS'] = str(slot_threads(opts))
         envs.append(env)
     return envs
 

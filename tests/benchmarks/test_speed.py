@@ -171,6 +171,9 @@ def test_this_devices_file_is_found_without_torch(tmp_path, monkeypatch):
     assert speed._this_device_file(tmp_path).name == 'cpu-amd-epyc-avx512-4-threads.csv'   # most threads
     (tmp_path / 'cpu-amd-epyc-avx512-8-threads.csv').write_text('method,scale,status\n')
     assert speed._this_device_file(tmp_path).name == 'cpu-amd-epyc-avx512-8-threads.csv'   # this machine's
+    # a job of `benchmarks.run --parallel 4` runs on 2 threads: that file first, when there is one
+    assert speed._this_device_file(tmp_path, threads=2).name == 'cpu-amd-epyc-avx512-2-threads.csv'
+    assert speed._this_device_file(tmp_path, threads=1).name == 'cpu-amd-epyc-avx512-8-threads.csv'
     assert speed.device_label('cpu', threads=2) == 'CPU AMD EPYC, AVX512 (2 threads)'
     assert speed.device_slug(speed.device_label('cpu', threads=2)) == 'cpu-amd-epyc-avx512-2-threads'
 
@@ -204,3 +207,18 @@ def test_each_speed_change_applies_to_the_models_that_have_its_code():
     assert 'fused_attention' not in applies['san'] and 'fused_sam_attention' not in applies['san']
     # SED's class refinement has no guidance (and no padding): nothing to project once
     assert not {'guidance_once', 'dedup_padding'} & applies['sed']
+
+
+def test_a_slot_gets_the_cores_over_parallel_unless_omp_threads_is_set(monkeypatch):
+    from types import SimpleNamespace
+    from benchmarks.runner import launch
+    monkeypatch.setattr(launch.os, 'cpu_count', lambda: 8)
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+    monkeypatch.setattr(launch, '_cuda_count', lambda: 0)
+    opts = SimpleNamespace(parallel=4, devices=None, gpus=1)
+    assert launch.slot_threads(opts) == 2
+    assert [e['OMP_NUM_THREADS'] for e in launch.slot_envs(opts)] == ['2'] * 4   # the same rule
+    assert launch.slot_threads(SimpleNamespace(parallel=1)) == 8
+    monkeypatch.setenv('OMP_NUM_THREADS', '3')
+    assert launch.slot_threads(opts) == 3
