@@ -33,8 +33,8 @@ from benchmarks.runner.plan import (FINAL_WEIGHTS, JOB_JSON, METRICS, RUN_LOG, J
                                     RunStatus, has_final_weights)
 
 __all__ = ['LOCK_NAME', 'train_command', 'test_command', 'checkpoint_of', 'shell', 'LockedError', 'RunLock',
-           'stop_all_children', 'run_logged', 'error_from_log', 'slot_threads', 'slot_envs', 'execute', 'schedule',
-           'parse_progress', 'job_progress', 'format_progress', 'progress_printer']
+           'stop_all_children', 'run_logged', 'error_from_log', 'slot_threads', 'slot_envs', 'execute',
+           'schedule', 'parse_progress', 'job_progress', 'format_progress', 'progress_printer']
 
 LOCK_NAME = '.runner.lock'
 THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')

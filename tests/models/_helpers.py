@@ -41,7 +41,10 @@ def fwd_bwd(block, x, g):
     with FlopCounterMode(display=False) as fc:
         y = block(x, g)
         (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
-    grads = {n: p.grad.clone() for n, p in block.named_parameters() if p.grad is not None}
+    grads = {}
+    for n, p in block.named_parameters():
+        assert p.grad is not None, f'{n} received no gradient'
+        grads[n] = p.grad.clone()
     return Run(y.detach(), x.grad, grads, fc.get_total_flops())
 
 
@@ -54,15 +57,21 @@ def fwd_bwd_switched(cls, name, block, x, g):
     return res
 
 
-def assert_same_runs(res, atol=1e-5, param_rel=2e-5):
+def of_largest(rel=2e-5, floor=1.0):
+    """A parameter-gradient tolerance for :func:`assert_same_runs`: ``rel`` x the gradient's
+    largest |entry| (at least ``rel`` x ``floor`` absolute: a gradient that is zero in exact
+    maths, such as a key bias under softmax, is float noise), no relative term. Gradients are
+    sums over many rows, so their rounding scales with the largest."""
+    return lambda v: dict(atol=rel * max(float(v.abs().max()), floor), rtol=0)
+
+
+def assert_same_runs(res, atol=1e-5, param_tol=of_largest()):
     """The switched-on run equals the switched-off one: output and input gradient within
-    ``atol``; parameter gradients (sums over many rows) within ``param_rel`` of their largest
-    entry (at least ``param_rel`` absolute: a gradient that is zero in exact maths, such as a
-    key bias under softmax, is float noise)."""
+    ``atol`` (rtol 1e-5); each parameter gradient within ``param_tol(reference gradient)``
+    (keyword arguments of ``torch.testing.assert_close``)."""
     on, off = res[True], res[False]
     torch.testing.assert_close(on.out, off.out, atol=atol, rtol=1e-5)
     torch.testing.assert_close(on.x_grad, off.x_grad, atol=atol, rtol=1e-5)
     assert on.param_grads.keys() == off.param_grads.keys()
     for n, v in off.param_grads.items():
-        torch.testing.assert_close(on.param_grads[n], v, rtol=0, msg=n,
-                                   atol=param_rel * max(float(v.abs().max()), 1.0))
+        torch.testing.assert_close(on.param_grads[n], v, msg=n, **param_tol(v))

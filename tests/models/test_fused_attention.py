@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from aeroseg.models.refinement import GuidedWindowAttention, SpatialRefinement
-from _helpers import assert_same_runs, fwd_bwd_switched, switch
+from _helpers import assert_same_runs, fwd_bwd_switched, of_largest, switch
 
 
 def test_fused_window_attention_matches_explicit_forward_and_backward():
@@ -12,7 +12,8 @@ def test_fused_window_attention_matches_explicit_forward_and_backward():
     block = SpatialRefinement(dim=32, guidance_dim=16, num_heads=4, window_size=8)
     x, g = torch.randn(2, 32, 3, 16, 16), torch.randn(2, 16, 16, 16)
     assert GuidedWindowAttention.fused
-    assert_same_runs(fwd_bwd_switched(GuidedWindowAttention, 'fused', block, x, g))
+    assert_same_runs(fwd_bwd_switched(GuidedWindowAttention, 'fused', block, x, g),
+                     param_tol=lambda v: dict(atol=1e-4, rtol=1e-4))
     # the mask matters: dropping it changes the shifted block (so the test can tell)
     att = block.block_2.attn
     t = torch.randn(8, 64, 48)
@@ -44,7 +45,7 @@ def test_deduplicated_padding_matches_padded_class_refinement(training):
         block.padding_guidance.normal_()
     x, g = torch.randn(2, 32, 7, 8, 8), torch.randn(2, 7, 16)
     res = fwd_bwd_switched(ClassRefinement, 'dedup_padding', block, x, g)
-    assert_same_runs(res)  # parameter gradients: sums of up to 8*8*2 tokens, relative tolerance
+    assert_same_runs(res, param_tol=of_largest(floor=0))  # sums of up to 8*8*2 tokens
     # the padding takes part: another pad_len changes the output
     block.pad_len = 20
     assert (block(x, g) - res[True].out).abs().max() > 1e-4
