@@ -48,8 +48,9 @@ ASSUMED_MINI = (240.0, 20.0)      # CPU seconds per mini job (train, test): tiny
 # runs on one thread per slot, and a CPU-h is what the plan's total counts) + MINI_PROCESS_S for
 # each of the job's processes (train, test). On CPU the file measured at a slot's threads
 # (launch.slot_threads; e.g. `python -m benchmarks.speed --threads 1 --scales mini` for
-# `--parallel 2` on 2 cores) is read when there is one: a 2-thread file's CPU seconds are 15-20%
-# above a 1-thread run's wall (docs/measurements.md, 2026-12-04).
+# `--parallel 2` on 2 cores) is read when there is one: on the AVX-512 EPYC a 2-thread file's CPU
+# seconds per mini step are 13-32% above a 1-thread run's wall for five methods, 8% below for SAN
+# (docs/measurements.md, 2026-12-04).
 MINI_VAL_IMAGES = 100             # aeroseg/mini/io.py DEFAULT_SIZES['val']
 MINI_ITERS = 200                  # configs/_base_/scale/mini.py iters (every dataset)
 # Seconds of a mini job's process outside its training / test loop: start (imports ~10 s), config,
