@@ -24,7 +24,10 @@ and at mini scale:
   thread every 2 ms) - (resident set before) + the bytes of the model's tensors (weights, buffers,
   gradients, optimiser state), so earlier methods in the process do not count; the process peak
   RSS is kept too. On CUDA ``torch.cuda.max_memory_allocated`` over the call (weights included);
-* every figure also as a ratio to CAT-Seg's at the same scale in the same run.
+* every figure also as a ratio to CAT-Seg's at the same scale in the same run;
+* at mini scale, what a mini job's train and test PROCESS cost beyond that compute (imports,
+  build, checkpoints, exit: :mod:`benchmarks.process_cost`, the real entry points cut to 2 steps /
+  2 images at the same threads; ``--no-process`` skips it), which the dry-run adds per process.
 
 Timing: the FLOP-counting call is also the warm-up of the training step (inference gets one
 more call first, so that what an evaluation computes once, the test vocabulary's text
@@ -87,7 +90,7 @@ COLUMNS = ('method', 'label', 'scale', 'status', 'config', 'device', 'threads', 
            'train_peak_frac', 'train_mem_gb',
            'test_mode', 'test_size', 'infer_s', 'infer_cpu_s', 'infer_gflop', 'infer_gflops_per_s',
            'infer_peak_frac', 'infer_mem_gb',
-           'process_peak_rss_gb', 'repeats', 'loadavg_1min', 'peak_gflops', 'peak_basis') + tuple(
+           'process_peak_rss_gb', 'process_train_s', 'process_test_s', 'repeats', 'loadavg_1min', 'peak_gflops', 'peak_basis') + tuple(
     f'{k}_vs_{REFERENCE}' for k in RATIO_FIELDS)
 CHANGE_COLUMNS = ('change', 'method', 'scale', 'part', 'before_s', 'after_s', 'speedup',
                   'before_cpu_s', 'after_cpu_s', 'speedup_cpu', 'max_abs_diff', 'repeats',
@@ -96,7 +99,8 @@ CHANGE_COLUMNS = ('change', 'method', 'scale', 'part', 'before_s', 'after_s', 's
 __all__ = ['method_configs', 'resolve_config', 'build_full_model', 'build_model', 'make_batch',
            'num_classes_of', 'count_params', 'train_step', 'count_flops', 'matmul_peak',
            'device_label', 'device_slug', 'input_sizes', 'measure_method', 'add_ratios',
-           'write_csv', 'load_speed', 'CHANGES', 'compare_changes', 'format_table', 'main']
+           'write_csv', 'load_speed', 'CHANGES', 'compare_changes', 'format_table', 'add_process_cost',
+           'format_process', 'main']
 
 
 # ----------------------------------------------------------------------------- imports
@@ -519,6 +523,24 @@ def measure_method(method: Method, scale: str, device: str = 'cpu', batch: Optio
     return row
 
 
+def add_process_cost(row: dict, log=print) -> dict:
+    """Fill ``process_train_s`` / ``process_test_s`` of a mini ``row`` (measured at its threads)
+    by :func:`benchmarks.process_cost.measure_process`; a failure goes into the status, the
+    row's figures stay."""
+    from benchmarks.process_cost import measure_process
+    if not str(row.get('status', '')).startswith('ok') or row.get('infer_s') is None:
+        return row
+    trains = row.get('train_s') is not None
+    try:
+        from aeroseg.mini import ensure_mini
+        ensure_mini('isaid')  # the rows' dataset, generated before the clock (the runner does too)
+        row.update(measure_process(row['config'], row.get('train_s'), row['infer_s'],
+                                   int(row.get('threads') or 1), trains=trains, log=log))
+    except Exception as e:  # noqa: BLE001 - the compute figures are still worth writing
+        row['status'] += f'; process cost: {type(e).__name__}: {e}'.splitlines()[0][:200]
+    return row
+
+
 def set_peak(rows: List[dict], peak: Tuple[float, str]) -> List[dict]:
     """Re-express every row's ``*_peak_frac`` against ``peak`` (FLOP/s, basis)."""
     for r in rows:
@@ -742,6 +764,17 @@ def format_table(rows: List[dict]) -> str:
     return _md_table(head, body)
 
 
+def format_process(rows: List[dict]) -> str:
+    """The per-process cost of a mini job (:mod:`benchmarks.process_cost`), one line per method."""
+    from benchmarks.process_cost import TEST_IMAGES, TRAIN_ITERS
+    body = [[r['label'], _fmt(r.get('process_train_s')), _fmt(r.get('process_test_s'))]
+            for r in rows if r.get('process_test_s') is not None]
+    return (f'Per-process cost of a mini job (benchmarks.process_cost: wall of `benchmarks.train` '
+            f'for {TRAIN_ITERS} steps / `benchmarks.test` on {TEST_IMAGES} images at these threads, '
+            f'minus those steps / images at the s above; what the dry-run adds per process):\n\n'
+            + _md_table(['method', 'train process s', 'test process s'], body))
+
+
 def format_changes(rows: List[dict]) -> str:
     head = ['change', 'method', 'scale', 'part', 'before s', 'after s', 'speedup (wall)',
             'before CPU s', 'after CPU s', 'speedup (CPU)', 'max |score diff|']
@@ -851,6 +884,9 @@ def parse_args(argv=None, prog='python -m benchmarks.speed'):
     ap.add_argument('--compare-scale', choices=SCALES, default='mini',
                     help='scale of the before/after table (default mini; full on a GPU, where the '
                          'full-size models take seconds)')
+    ap.add_argument('--no-process', action='store_true',
+                    help='skip the per-process cost of a mini job (benchmarks.process_cost: one short '
+                         'train and test process per method, ~20 s each)')
     ap.add_argument('--json', default=None, help='also write every row to this JSON file')
     args = ap.parse_args(argv)
     unknown = [k for k in args.methods if k not in keys]
@@ -892,6 +928,8 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
                                        args.repeats, args.parts, peak, args.seed,
                                        log=lambda s: print(s, flush=True)))
             print(f"[speed] {key} {scale}: {rows[-1]['status']}", flush=True)
+            if scale == 'mini' and not args.no_process:
+                add_process_cost(rows[-1], log=lambda s: print(s, flush=True))
             if not args.no_write:  # after every method, so a crash keeps what was measured
                 write_csv(out / f'{slug}.csv', add_ratios(rows))
     add_ratios(rows)
@@ -908,6 +946,8 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
             f'CPU = the call\'s working set (peak RSS during it - RSS before + model tensors), CUDA = '
             f'max_memory_allocated. Ratios: / CAT-Seg at the same scale, same run.')
     md = head + '\n\n' + format_table(rows)
+    if any(r.get('process_test_s') is not None for r in rows):
+        md += '\n\n' + format_process(rows)
     if changes:
         md += ('\n\nBefore / after, same process, interleaved repeats (median s per call):\n\n'
                + format_changes(changes))

@@ -45,18 +45,20 @@ ASSUMED_MINI = (240.0, 20.0)      # CPU seconds per mini job (train, test): tiny
 # model compute only (no data loading, checkpoints or evaluation). Full: s/iter = the step time
 # scaled linearly from the measured batch to the config's batch; mini: the mini schedule's
 # iterations x CPU s/step + the mini val images x CPU s/image (the file's CPU seconds: a mini job
-# runs on one thread per slot, and a CPU-h is what the plan's total counts) + MINI_PROCESS_S for
-# each of the job's processes (train, test). On CPU the file measured at a slot's threads
+# runs on one thread per slot, and a CPU-h is what the plan's total counts) + the file's
+# process_train_s / process_test_s (else MINI_PROCESS_S) for the job's two processes. On CPU the file measured at a slot's threads
 # (launch.slot_threads; e.g. `python -m benchmarks.speed --threads 1 --scales mini` for
 # `--parallel 2` on 2 cores) is read when there is one: on the AVX-512 EPYC a 2-thread file's CPU
 # seconds per mini step are 13-32% above a 1-thread run's wall for five methods, 8% below for SAN
 # (docs/measurements.md, 2026-12-04).
 MINI_VAL_IMAGES = 100             # aeroseg/mini/io.py DEFAULT_SIZES['val']
 MINI_ITERS = 200                  # configs/_base_/scale/mini.py iters (every dataset)
-# Seconds of a mini job's process outside its training / test loop: start (imports ~10 s), config,
-# model and data build, checkpoint saves, exit. Measured 2026-12-02 on the AMD EPYC 2-core box,
-# ./run_all.sh --parallel 2: the runner's wall per process minus its loop, 16-45 s over the SAN and
-# SCAN jobs (docs/measurements.md, "The whole mini suite, measured").
+# Seconds of a mini job's process outside its steps: start (imports), config, model and data
+# build, checkpoint loads and saves, exit. The speed file's process_train_s / process_test_s, per
+# method, where it has them (benchmarks.process_cost, measured by `python -m benchmarks.speed`
+# on this machine at the slot's threads); else this constant, measured 2026-12-02 on the AVX2 AMD
+# EPYC 2-core box, ./run_all.sh --parallel 2: the runner's wall per process minus its loop, 16-45 s
+# over the SAN and SCAN jobs (docs/measurements.md, "The whole mini suite, measured").
 MINI_PROCESS_S = 25.0
 
 
@@ -82,15 +84,25 @@ def _from_speed(rows, path, method: str, scale: str, config: Path, train: bool):
     if scale == 'mini':
         def cpu(k):  # CPU s (all threads) when the file has them, else the wall time
             return r.get(f'{k}_cpu_s') or r[f'{k}_s']
-        tr = MINI_ITERS * cpu('train') + MINI_PROCESS_S if train else 0.0
-        return tr, MINI_VAL_IMAGES * cpu('infer') + MINI_PROCESS_S, f'speed file {name}'
+        def proc(k):  # s a process costs beyond its compute: measured, else the constant
+            v = r.get(f'process_{k}_s')
+            return MINI_PROCESS_S if v is None else v
+        tr = MINI_ITERS * cpu('train') + proc('train') if train else 0.0
+        te = MINI_VAL_IMAGES * cpu('infer') + proc('test')
+        per = (f"{proc('train'):.0f} / {proc('test'):.0f} s per train / test process" if train
+               else f"{proc('test'):.0f} s per test process")
+        how = (f'{MINI_ITERS} it x CPU s/step + ' if train else 'test only: ') + \
+            f'{MINI_VAL_IMAGES} img x CPU s/image + ' + \
+            (f'{per} (measured)' if r.get('process_test_s') is not None
+             else f'{MINI_PROCESS_S:.0f} s per process (assumed)')
+        return tr, te, f'speed file {name}', how
     tr, note = None, ''
     if train:
         b = int(r.get('train_batch') or 1)
         want = config_batch(config) or b
         tr = r['train_s'] * want / b
         note = f', batch {b} -> {want}' if want != b else ''
-    return tr, r['infer_s'], f'speed file {name}{note}'
+    return tr, r['infer_s'], f'speed file {name}{note}', ''
 
 
 def _assumed_full(method: str) -> Tuple[float, float]:
@@ -141,11 +153,10 @@ def estimate(jobs: Sequence[Job], work_dir: Path, scale: str, speed_file: Option
         sp = _from_speed(speed_rows, speed_path, j.spec.method, scale, j.path, j.spec.train) \
             if speed_rows and j.spec.method and meas == (None, None) else None
         if sp is not None:
-            tr, te, src = sp
+            tr, te, src, how = sp
             if scale == 'mini':
                 j.est_train_s, j.est_test_s = tr, te
-                j.basis = (f'{src}: {MINI_ITERS} it x CPU s/step + {MINI_VAL_IMAGES} img x CPU s/image '
-                           f'+ {MINI_PROCESS_S:.0f} s per process (CPU s per mini job)')
+                j.basis = f'{src}: {how} (CPU s per mini job)'
                 continue
             iters = (config_iters(j.path) if j.exists else None) or paper_iterations(j.spec.dataset)
             n_img = VAL_IMAGES.get(j.spec.dataset, 1000)
@@ -229,7 +240,8 @@ def print_plan(jobs: Sequence[Job], opts, tables) -> None:
     else:
         print('Basis per job: measured values of the same method once one has run in this work dir, '
               'else the speed file of this device (python -m benchmarks.speed: CPU s of the model\'s '
-              f'compute + {MINI_PROCESS_S:.0f} s per process), '
+              'compute + the s per train / test process it measured, or '
+              f'{MINI_PROCESS_S:.0f} s per process where it has none), '
               'else ASSUMED ~4 min train + 20 s test on CPU (benchmarks/runner/cli.py ASSUMED_MINI).')
     kinds: Dict[str, set] = {}
     for j in pending:

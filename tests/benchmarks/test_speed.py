@@ -131,7 +131,19 @@ def test_dry_run_estimate_reads_the_speed_file_per_method(tmp_path):
     # mini: CPU s (one thread per slot) + the fixed cost of each of the job's two processes
     assert mini[0].est_train_s == pytest.approx(cli.MINI_ITERS * 0.19 + cli.MINI_PROCESS_S)
     assert mini[0].est_test_s == pytest.approx(cli.MINI_VAL_IMAGES * 0.05 + cli.MINI_PROCESS_S)
-    assert 'speed file' in mini[0].basis
+    assert 'speed file' in mini[0].basis and 'per process (assumed)' in mini[0].basis
+    # a file with this machine's measured process cost: that instead of the constant
+    speed.write_csv(f, [dict(method='catseg', scale='mini', status='ok', train_batch=4, train_s=0.1,
+                             train_cpu_s=0.19, infer_s=0.05, process_train_s=7.5, process_test_s=4.0)])
+    cli.estimate(mini, tmp_path / 'work', 'mini', speed_file=f)
+    assert mini[0].est_train_s == pytest.approx(cli.MINI_ITERS * 0.19 + 7.5)
+    assert mini[0].est_test_s == pytest.approx(cli.MINI_VAL_IMAGES * 0.05 + 4.0)
+    assert '200 it x CPU s/step + 100 img x CPU s/image + 8 / 4 s per train / test process (measured)' \
+        in mini[0].basis
+    free = [_job('catseg', 'isaid', train=False)]                 # a test-only job: one process
+    cli.estimate(free, tmp_path / 'work', 'mini', speed_file=f)
+    assert free[0].est_train_s == 0.0 and free[0].est_test_s == pytest.approx(mini[0].est_test_s)
+    assert 'test only: 100 img x CPU s/image + 4 s per test process (measured)' in free[0].basis
     cli.estimate(mini, tmp_path / 'work', 'mini', speed_file=tmp_path / 'none.csv')
     assert 'assumed' in mini[0].basis                   # no file: assumed
 
