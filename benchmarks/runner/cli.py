@@ -196,6 +196,16 @@ def estimate(jobs: Sequence[Job], work_dir: Path, scale: str, speed_file: Option
 
 
 # ------------------------------------------------------------------------------------ plan ---
+def _hours(h: float) -> str:
+    """Device-hours to print: two decimals under 1 h (a subset of the mini suite), else one."""
+    return f'{h:.2f}' if h < 1 else f'{h:.1f}'
+
+
+def _wall(h: float) -> str:
+    """A wall time to print: minutes under 2 h, else hours."""
+    return f'{h * 60:.0f} min' if h < 2 else f'{h:.1f} h'
+
+
 def print_plan(jobs: Sequence[Job], opts, tables) -> None:
     n_run = [j for j in jobs if j.state.runnable]
     amp = f', autocast {opts.amp}' if getattr(opts, 'amp', None) else ''
@@ -226,9 +236,9 @@ def print_plan(jobs: Sequence[Job], opts, tables) -> None:
     pending = [j for j in jobs if j.state != JobState.DONE]
     now = sum(j.est_train_s + j.est_test_s for j in n_run) / 3600
     allj = sum(j.est_train_s + j.est_test_s for j in pending) / 3600
-    print(f'\nEstimate: {now:.1f} {unit} for the {len(n_run)} runnable jobs; {allj:.1f} {unit} once every '
-          f'config exists ({len(pending)} jobs)'
-          + (f', i.e. ~{now / (opts.parallel * opts.gpus):.1f} h wall with {opts.parallel} job(s) at once'
+    print(f'\nEstimate: {_hours(now)} {unit} for the {len(n_run)} runnable jobs; {_hours(allj)} {unit} '
+          f'once every config exists ({len(pending)} jobs)'
+          + (f', i.e. ~{_wall(now / (opts.parallel * opts.gpus))} wall with {opts.parallel} job(s) at once'
              + (f' on {opts.gpus} GPUs each' if opts.gpus > 1 else '')
              if opts.parallel * opts.gpus > 1 else '') + '.')
     if opts.scale == 'full':
