@@ -90,7 +90,8 @@ COLUMNS = ('method', 'label', 'scale', 'status', 'config', 'device', 'threads', 
            'train_peak_frac', 'train_mem_gb',
            'test_mode', 'test_size', 'infer_s', 'infer_cpu_s', 'infer_gflop', 'infer_gflops_per_s',
            'infer_peak_frac', 'infer_mem_gb',
-           'process_peak_rss_gb', 'process_train_s', 'process_test_s', 'repeats', 'loadavg_1min', 'peak_gflops', 'peak_basis') + tuple(
+           'process_peak_rss_gb', 'process_train_s', 'process_test_s', 'repeats', 'loadavg_1min',
+           'peak_gflops', 'peak_basis') + tuple(
     f'{k}_vs_{REFERENCE}' for k in RATIO_FIELDS)
 CHANGE_COLUMNS = ('change', 'method', 'scale', 'part', 'before_s', 'after_s', 'speedup',
                   'before_cpu_s', 'after_cpu_s', 'speedup_cpu', 'max_abs_diff', 'repeats',
@@ -533,7 +534,7 @@ def add_process_cost(row: dict, log=print) -> dict:
     trains = row.get('train_s') is not None
     try:
         from aeroseg.mini import ensure_mini
-        ensure_mini('isaid')  # the rows' dataset, generated before the clock (the runner does too)
+        ensure_mini('isaid')  # the rows' dataset: generated before the clock (once per suite, not per process)
         row.update(measure_process(row['config'], row.get('train_s'), row['infer_s'],
                                    int(row.get('threads') or 1), trains=trains, log=log))
     except Exception as e:  # noqa: BLE001 - the compute figures are still worth writing
@@ -886,7 +887,7 @@ def parse_args(argv=None, prog='python -m benchmarks.speed'):
                          'full-size models take seconds)')
     ap.add_argument('--no-process', action='store_true',
                     help='skip the per-process cost of a mini job (benchmarks.process_cost: one short '
-                         'train and test process per method, ~20 s each)')
+                         'train and test process per method, ~15 s a method on 2 CPU cores)')
     ap.add_argument('--json', default=None, help='also write every row to this JSON file')
     args = ap.parse_args(argv)
     unknown = [k for k in args.methods if k not in keys]
