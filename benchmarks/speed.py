@@ -4,9 +4,10 @@
         [--batch N] [--amp none|bf16|fp16] [--repeats N] [--threads 2] [--out results/speed]
         [--no-compare] [--compare-scale mini|full] [--json out.json]
 
-For every method of the suite's method list (:mod:`benchmarks.methods`; a method whose iSAID
-config does not exist yet gets a "not built" row, so SED / SCAN join once merged), at full size
-and at mini scale:
+For every method of the suite's method list (:mod:`benchmarks.methods`; a method whose config
+does not exist yet gets a "not built" row), at full size on its iSAID config and at mini scale
+on each dataset's config (``--datasets``; the class count sets the per-class work, so the
+dry-run reads the row of a job's own dataset):
 
 * training step = ``zero_grad`` + ``model.loss`` + backward + AdamW step on the method's own input
   size (its ``data_preprocessor.size``, else the train pipeline's crop): CAT-Seg / OVRS / AerOSeg
@@ -82,9 +83,15 @@ WEIGHTS_NOTE = ('full size: random weights of the official architectures (every 
 REFERENCE = 'catseg'
 SCALES = ('full', 'mini')
 SPEED_DIR = REPO_ROOT / 'results' / 'speed'
+DATASETS = ('isaid', 'dlrsd', 'oem')
+# rows measured by default: the class count of each dataset's config sets the per-class work
+# (cost volume, class attention, decoder per class: mini AerOSeg jobs take 150 s on OEM's 8
+# classes, 213 s on iSAID's 15; docs/measurements.md); full size: iSAID only (CPU budget)
+DEFAULT_DATASETS = {'mini': DATASETS, 'full': ('isaid',)}
+PROCESS_DATASET = 'isaid'   # the per-process cost is measured once per method, on these rows
 # the figures that get a "<name>_vs_catseg" ratio column
 RATIO_FIELDS = ('train_s', 'train_gflop', 'train_mem_gb', 'infer_s', 'infer_gflop', 'infer_mem_gb')
-COLUMNS = ('method', 'label', 'scale', 'status', 'config', 'device', 'threads', 'amp',
+COLUMNS = ('method', 'label', 'scale', 'dataset', 'status', 'config', 'device', 'threads', 'amp',
            'params_m', 'trainable_m',
            'train_batch', 'train_size', 'train_s', 'train_cpu_s', 'train_gflop', 'train_gflops_per_s',
            'train_peak_frac', 'train_mem_gb',
@@ -467,22 +474,25 @@ def _row(method: Method, scale: str, status: str, config: str = '', **kw) -> dic
 
 def measure_method(method: Method, scale: str, device: str = 'cpu', batch: Optional[int] = None,
                    amp: str = 'none', repeats: Optional[int] = None, parts: Sequence[str] = ('train', 'infer'),
-                   peak: Optional[Tuple[float, str]] = None, seed: int = 0, log=print) -> dict:
-    """One row of the table for ``method`` at ``scale`` (module docstring), in this process."""
+                   peak: Optional[Tuple[float, str]] = None, seed: int = 0, log=print,
+                   dataset: str = 'isaid') -> dict:
+    """One row of the table for ``method`` at ``scale`` on ``dataset``'s config (its classes; module
+    docstring), in this process."""
     import torch
-    config = method.config_for('isaid')
+    config = method.config_for(dataset)
     if not (REPO_ROOT / config).is_file():
-        return _row(method, scale, f'not built ({config} does not exist yet)', config)
+        return _row(method, scale, f'not built ({config} does not exist yet)', config, dataset=dataset)
     repeats = repeats or (1 if scale == 'full' else 3)
     try:
         torch.manual_seed(seed)
         model, cfg = build_model(str(REPO_ROOT / config), scale)
     except Exception as e:  # a config of another engineer that does not build yet
-        return _row(method, scale, f'error: {type(e).__name__}: {e}'.splitlines()[0][:300], config)
+        return _row(method, scale, f'error: {type(e).__name__}: {e}'.splitlines()[0][:300], config,
+                    dataset=dataset)
     model.to(device)
     params = count_params(model)['all']
     train_size, test_size = input_sizes(cfg)
-    row = _row(method, scale, 'ok', config, device=device, threads=torch.get_num_threads(), amp=amp,
+    row = _row(method, scale, 'ok', config, dataset=dataset, device=device, threads=torch.get_num_threads(), amp=amp,
                params_m=params['total'] / 1e6, trainable_m=params['trainable'] / 1e6,
                test_mode=model.test_cfg.get('mode'), test_size=test_size, repeats=repeats)
     if peak:
@@ -497,7 +507,7 @@ def measure_method(method: Method, scale: str, device: str = 'cpu', batch: Optio
         imgs, samples = make_batch(num_classes_of(cfg), bs, size=train_size, seed=seed, device=device)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         step = lambda: train_step(model, imgs, samples, amp, opt)  # noqa: E731
-        log(f'[speed] {method.key} {scale}: training step, batch {bs} at {train_size} px ...')
+        log(f'[speed] {method.key} {scale} {dataset}: training step, batch {bs} at {train_size} px ...')
         flops, losses = count_flops(step)  # also the warm-up
         t = _timed(step, repeats, device, model, opt)
         row.update(train_batch=bs, train_size=train_size, train_s=t['s'], train_cpu_s=t['cpu_s'],
@@ -510,7 +520,7 @@ def measure_method(method: Method, scale: str, device: str = 'cpu', batch: Optio
     if 'infer' in parts:
         img = make_batch(1, 1, size=test_size, seed=seed + 1, device=device)[0]
         call = lambda: infer_image(model, img, amp)  # noqa: E731
-        log(f'[speed] {method.key} {scale}: inference, one {test_size} px image, '
+        log(f'[speed] {method.key} {scale} {dataset}: inference, one {test_size} px image, '
             f'{row["test_mode"]} mode ...')
         call()  # warm-up: fills what an evaluation computes once (the test vocabulary's text)
         flops, _ = count_flops(call)
@@ -534,7 +544,7 @@ def add_process_cost(row: dict, log=print) -> dict:
     trains = row.get('train_s') is not None
     try:
         from aeroseg.mini import ensure_mini
-        ensure_mini('isaid')  # the rows' dataset: generated before the clock (once per suite, not per process)
+        ensure_mini(row.get('dataset') or 'isaid')  # before the clock: a suite generates it once
         row.update(measure_process(row['config'], row.get('train_s'), row['infer_s'],
                                    int(row.get('threads') or 1), trains=trains, log=log))
     except Exception as e:  # noqa: BLE001 - the compute figures are still worth writing
@@ -554,11 +564,11 @@ def set_peak(rows: List[dict], peak: Tuple[float, str]) -> List[dict]:
 
 
 def add_ratios(rows: List[dict], reference: str = REFERENCE) -> List[dict]:
-    """``<field>_vs_<reference>`` = value / the reference method's value at the same scale
-    (None where either is missing or the reference is 0)."""
-    ref = {r['scale']: r for r in rows if r['method'] == reference}
+    """``<field>_vs_<reference>`` = value / the reference method's value at the same scale on the
+    same dataset (None where either is missing or the reference is 0)."""
+    ref = {(r['scale'], r.get('dataset')): r for r in rows if r['method'] == reference}
     for r in rows:
-        base = ref.get(r['scale'], {})
+        base = ref.get((r['scale'], r.get('dataset')), {})
         for k in RATIO_FIELDS:
             a, b = r.get(k), base.get(k)
             r[f'{k}_vs_{reference}'] = a / b if isinstance(a, (int, float)) and \
@@ -746,7 +756,7 @@ def _md_table(head: List[str], body: List[List[str]]) -> str:
 
 def format_table(rows: List[dict]) -> str:
     """The Markdown table of the method rows (figures and ratios to CAT-Seg)."""
-    head = ['method', 'scale', 'status', 'train batch x px', 'train s/step', 'CPU s', 'GFLOP/step',
+    head = ['method', 'scale', 'dataset', 'status', 'train batch x px', 'train s/step', 'CPU s', 'GFLOP/step',
             'GFLOP/s', '% peak', 'train mem GB', 'test mode, px', 's/image', 'GFLOP/image',
             'GFLOP/s', '% peak', 'test mem GB',
             f'x {REFERENCE}: train s', 'GFLOP', 'mem', 's/image', 'GFLOP', 'mem']
@@ -754,7 +764,7 @@ def format_table(rows: List[dict]) -> str:
     for r in rows:
         pct = lambda k: '-' if r.get(k) is None else f'{100 * r[k]:.1f}'  # noqa: E731
         body.append([
-            r['label'], r['scale'], r['status'],
+            r['label'], r['scale'], r.get('dataset') or 'isaid', r['status'],
             f"{r['train_batch']} x {r['train_size']}" if r.get('train_batch') else '-',
             _fmt(r.get('train_s')), _fmt(r.get('train_cpu_s')), _fmt(r.get('train_gflop')),
             _fmt(r.get('train_gflops_per_s')), pct('train_peak_frac'), _fmt(r.get('train_mem_gb')),
@@ -840,9 +850,10 @@ def _this_device_file(root: Path, threads: Optional[int] = None) -> Optional[Pat
 
 def load_speed(device: Optional[str] = None, root: Path = SPEED_DIR, slug: bool = False,
                threads: Optional[int] = None) -> Tuple[Dict[Tuple[str, str], dict], Optional[Path]]:
-    """{(method, scale): row} of ``<root>/<device_slug>.csv`` (this machine's device when
+    """{(method, scale, dataset): row} of ``<root>/<device_slug>.csv`` (this machine's device when
     ``device`` is None: :func:`_this_device_file`, preferring a CPU file measured at ``threads``;
-    ``slug``: ``device`` is already the file stem), and the file read (None when it does not exist).
+    ``slug``: ``device`` is already the file stem), plus {(method, scale): its iSAID row}, and the
+    file read (None when it does not exist). Files from before the dataset column hold iSAID rows.
     Numbers are floats, empty cells None; rows without figures (not built, errors) are left out."""
     if device is None:
         path = _this_device_file(Path(root), threads)
@@ -859,7 +870,10 @@ def load_speed(device: Optional[str] = None, root: Path = SPEED_DIR, slug: bool 
                 except (TypeError, ValueError):
                     pass
             if str(r.get('status', '')).startswith('ok'):
-                out[(r['method'], r['scale'])] = r
+                r['dataset'] = r.get('dataset') or 'isaid'
+                out[(r['method'], r['scale'], r['dataset'])] = r
+                if r['dataset'] == 'isaid':
+                    out[(r['method'], r['scale'])] = r
     return out, path
 
 
@@ -869,6 +883,9 @@ def parse_args(argv=None, prog='python -m benchmarks.speed'):
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n')[0])
     ap.add_argument('--methods', nargs='+', default=keys, help=f'method keys (default: all, {keys})')
     ap.add_argument('--scales', nargs='+', choices=SCALES, default=list(SCALES))
+    ap.add_argument('--datasets', nargs='+', choices=DATASETS, default=None,
+                    help='configs measured, per dataset (its class count sets the per-class work); '
+                         'default: all three at mini, iSAID at full size (CPU budget)')
     ap.add_argument('--parts', nargs='+', choices=('train', 'infer'), default=['train', 'infer'])
     ap.add_argument('--batch', type=int, default=None,
                     help='training batch (default: 1 at full size, the recipe at mini)')
@@ -924,15 +941,16 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
         print(format_changes(changes), flush=True)
     rows = []
     for scale in args.scales:
-        for key in args.methods:
-            rows.append(measure_method(get_method(key), scale, args.device, args.batch, args.amp,
-                                       args.repeats, args.parts, peak, args.seed,
-                                       log=lambda s: print(s, flush=True)))
-            print(f"[speed] {key} {scale}: {rows[-1]['status']}", flush=True)
-            if scale == 'mini' and not args.no_process:
-                add_process_cost(rows[-1], log=lambda s: print(s, flush=True))
-            if not args.no_write:  # after every method, so a crash keeps what was measured
-                write_csv(out / f'{slug}.csv', add_ratios(rows))
+        for ds in args.datasets or DEFAULT_DATASETS[scale]:
+            for key in args.methods:
+                rows.append(measure_method(get_method(key), scale, args.device, args.batch, args.amp,
+                                           args.repeats, args.parts, peak, args.seed,
+                                           log=lambda s: print(s, flush=True), dataset=ds))
+                print(f"[speed] {key} {scale} {ds}: {rows[-1]['status']}", flush=True)
+                if scale == 'mini' and ds == PROCESS_DATASET and not args.no_process:
+                    add_process_cost(rows[-1], log=lambda s: print(s, flush=True))
+                if not args.no_write:  # after every method, so a crash keeps what was measured
+                    write_csv(out / f'{slug}.csv', add_ratios(rows))
     add_ratios(rows)
     # the peak again at the end: on a shared machine the higher of the two is the device's
     again = matmul_peak(args.device, 'bf16' if args.amp == 'bf16' and args.device != 'cpu' else 'fp32')

@@ -44,11 +44,12 @@ ASSUMED_MINI = (240.0, 20.0)      # CPU seconds per mini job (train, test): tiny
 # (results/speed/<device>.csv: s per training step, s per test image, per method and scale),
 # model compute only (no data loading, checkpoints or evaluation). Full: s/iter = the step time
 # scaled linearly from the measured batch to the config's batch; mini: the mini schedule's
-# iterations x CPU s/step + the mini val images x CPU s/image (the file's CPU seconds: a mini job
+# iterations x CPU s/step + the mini val images x CPU s/image, from the row of the job's dataset
+# when the file has one (its class count), else the iSAID row (the file's CPU seconds: a mini job
 # runs on one thread per slot, and a CPU-h is what the plan's total counts) + the file's
-# process_train_s / process_test_s (else MINI_PROCESS_S) for the job's two processes. On CPU the file measured at a slot's threads
-# (launch.slot_threads; e.g. `python -m benchmarks.speed --threads 1 --scales mini` for
-# `--parallel 2` on 2 cores) is read when there is one: on the AVX-512 EPYC a 2-thread file's CPU
+# process_train_s / process_test_s (else MINI_PROCESS_S) for the job's two processes. On CPU the
+# file measured at a slot's threads (launch.slot_threads; e.g. `python -m benchmarks.speed
+# --threads 1 --scales mini` for `--parallel 2` on 2 cores) is read when there is one: on the AVX-512 EPYC a 2-thread file's CPU
 # seconds per mini step are 13-32% above a 1-thread run's wall for five methods, 8% below for SAN
 # (docs/measurements.md, 2026-12-04).
 MINI_VAL_IMAGES = 100             # aeroseg/mini/io.py DEFAULT_SIZES['val']
@@ -74,27 +75,35 @@ def _speed_figures(speed_file: Optional[Path] = None, threads: Optional[int] = N
         return {}, None
 
 
-def _from_speed(rows, path, method: str, scale: str, config: Path, train: bool):
-    """(train s per iter or per mini job, test s per image or per mini job, basis) from the speed
-    file, or None when it has no figures for ``method`` at ``scale``."""
-    r = rows.get((method, scale))
+def _from_speed(rows, path, method: str, scale: str, config: Path, train: bool,
+                dataset: Optional[str] = None):
+    """(train s per iter or per mini job, test s per image or per mini job, source, basis) from
+    the speed file's row of ``method`` at ``scale`` on ``dataset`` (else its iSAID row), or None
+    when it has no figures for them."""
+    r = rows.get((method, scale, dataset)) or rows.get((method, scale))
     if not r or r.get('infer_s') is None or (train and r.get('train_s') is None):
         return None
     name = f'{path.parent.name}/{path.name}'
+    if r.get('dataset') and r['dataset'] != 'isaid':
+        name += f" ({r['dataset']} row)"
     if scale == 'mini':
+        base = rows.get((method, scale)) or {}  # the process cost is measured on the iSAID rows
+
         def cpu(k):  # CPU s (all threads) when the file has them, else the wall time
             return r.get(f'{k}_cpu_s') or r[f'{k}_s']
-        def proc(k):  # s a process costs beyond its compute: measured, else the constant
+
+        def proc(k):  # s a process costs beyond its compute: measured, else None
             v = r.get(f'process_{k}_s')
-            return MINI_PROCESS_S if v is None else v
-        tr = MINI_ITERS * cpu('train') + proc('train') if train else 0.0
-        te = MINI_VAL_IMAGES * cpu('infer') + proc('test')
-        per = (f"{proc('train'):.0f} / {proc('test'):.0f} s per train / test process" if train
-               else f"{proc('test'):.0f} s per test process")
+            return base.get(f'process_{k}_s') if v is None else v
+        measured = proc('test') is not None
+        p_tr, p_te = (proc('train') or MINI_PROCESS_S, proc('test')) if measured else (MINI_PROCESS_S,) * 2
+        tr = MINI_ITERS * cpu('train') + p_tr if train else 0.0
+        te = MINI_VAL_IMAGES * cpu('infer') + p_te
+        per = (f'{p_tr:.0f} / {p_te:.0f} s per train / test process' if train
+               else f'{p_te:.0f} s per test process')
         how = (f'{MINI_ITERS} it x CPU s/step + ' if train else 'test only: ') + \
             f'{MINI_VAL_IMAGES} img x CPU s/image + ' + \
-            (f'{per} (measured)' if r.get('process_test_s') is not None
-             else f'{MINI_PROCESS_S:.0f} s per process (assumed)')
+            (f'{per} (measured)' if measured else f'{MINI_PROCESS_S:.0f} s per process (assumed)')
         return tr, te, f'speed file {name}', how
     tr, note = None, ''
     if train:
@@ -150,7 +159,8 @@ def estimate(jobs: Sequence[Job], work_dir: Path, scale: str, speed_file: Option
     speed_rows, speed_path = _speed_figures(speed_file, threads)
     for j in jobs:
         meas = measured.get(j.spec.method, (None, None)) if j.spec.method else (None, None)
-        sp = _from_speed(speed_rows, speed_path, j.spec.method, scale, j.path, j.spec.train) \
+        sp = _from_speed(speed_rows, speed_path, j.spec.method, scale, j.path, j.spec.train,
+                         j.spec.dataset) \
             if speed_rows and j.spec.method and meas == (None, None) else None
         if sp is not None:
             tr, te, src, how = sp

@@ -47,6 +47,23 @@ def test_ratio_columns_are_value_over_catseg_at_the_same_scale():
     assert rows[1]['train_gflop_vs_catseg'] is None       # a missing value gives no ratio
     assert rows[2]['train_s_vs_catseg'] is None            # reference is 0: no ratio
     assert rows[1]['infer_mem_gb_vs_catseg'] is None
+    # per dataset: a row is compared with CAT-Seg's on the same dataset, never another's
+    oem = [dict(method='catseg', scale='mini', dataset='oem', train_s=1.0),
+           dict(method='ovrs', scale='mini', dataset='oem', train_s=3.0),
+           dict(method='ovrs', scale='mini', dataset='dlrsd', train_s=3.0)]
+    speed.add_ratios(oem)
+    assert oem[1]['train_s_vs_catseg'] == 3.0 and oem[2]['train_s_vs_catseg'] is None
+
+
+def test_a_dataset_with_fewer_classes_is_measured_on_its_own_config():
+    """The per-class work follows the config's classes: OEM's 8 cost less than iSAID's 15."""
+    torch.set_num_threads(1)
+    speed._setup_imports()
+    rows = {ds: speed.measure_method(_METHODS['catseg'], 'mini', repeats=1, parts=('infer',),
+                                     log=lambda s: None, dataset=ds) for ds in ('isaid', 'oem')}
+    assert all(r['status'] == 'ok' for r in rows.values())
+    assert rows['oem']['config'].endswith('catseg_vitb16_oem.py') and rows['oem']['dataset'] == 'oem'
+    assert 0 < rows['oem']['infer_gflop'] < rows['isaid']['infer_gflop']
 
 
 def test_csv_is_written_atomically_and_a_bad_row_keeps_the_old_file(tmp_path):
@@ -96,6 +113,11 @@ def test_one_real_mini_row_in_process(tmp_path):
     speed.write_csv(tmp_path / 'dev.csv', [row])
     rows, path = speed.load_speed('dev', root=tmp_path, slug=True)
     assert path == tmp_path / 'dev.csv' and rows[('catseg', 'mini')]['train_s'] == pytest.approx(row['train_s'])
+    assert rows[('catseg', 'mini', 'isaid')] is rows[('catseg', 'mini')]
+    # a file from before the dataset column: its rows are iSAID's
+    (tmp_path / 'old.csv').write_text('method,scale,status,train_s,infer_s\ncatseg,mini,ok,0.5,0.1\n')
+    rows, _ = speed.load_speed('old', root=tmp_path, slug=True)
+    assert rows[('catseg', 'mini', 'isaid')]['train_s'] == 0.5 and ('catseg', 'mini', 'oem') not in rows
 
 
 def test_device_label_names_the_cpu_and_threads():
@@ -144,6 +166,17 @@ def test_dry_run_estimate_reads_the_speed_file_per_method(tmp_path):
     cli.estimate(free, tmp_path / 'work', 'mini', speed_file=f)
     assert free[0].est_train_s == 0.0 and free[0].est_test_s == pytest.approx(mini[0].est_test_s)
     assert 'test only: 100 img x CPU s/image + 4 s per test process (measured)' in free[0].basis
+    # a row of the job's own dataset first (its class count), the process cost from the iSAID row
+    speed.write_csv(f, [dict(method='catseg', scale='mini', dataset='isaid', status='ok', train_s=0.1,
+                             train_cpu_s=0.19, infer_s=0.05, process_train_s=7.5, process_test_s=4.0),
+                        dict(method='catseg', scale='mini', dataset='oem', status='ok', train_s=0.06,
+                             train_cpu_s=0.11, infer_s=0.03)])
+    by_ds = [_job('catseg', 'oem', config='configs/catseg/catseg_vitb16_oem.py'), _job('catseg', 'dlrsd')]
+    cli.estimate(by_ds, tmp_path / 'work', 'mini', speed_file=f)
+    assert by_ds[0].est_train_s == pytest.approx(cli.MINI_ITERS * 0.11 + 7.5)
+    assert by_ds[0].est_test_s == pytest.approx(cli.MINI_VAL_IMAGES * 0.03 + 4.0)
+    assert '(oem row)' in by_ds[0].basis and '(measured)' in by_ds[0].basis
+    assert by_ds[1].est_train_s == pytest.approx(cli.MINI_ITERS * 0.19 + 7.5)   # no dlrsd row: iSAID's
     cli.estimate(mini, tmp_path / 'work', 'mini', speed_file=tmp_path / 'none.csv')
     assert 'assumed' in mini[0].basis                   # no file: assumed
 
