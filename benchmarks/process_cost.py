@@ -69,21 +69,21 @@ def _run(argv: Sequence[str], threads: int, log_path: Path) -> float:
 
 
 def measure_process(config: str, train_s: Optional[float], infer_s: float, threads: int,
-                    trains: bool = True, work_root: Optional[Path] = None,
+                    work_root: Optional[Path] = None,
                     run: Callable[[Sequence[str], int, Path], float] = _run,
                     log=print) -> Dict[str, float]:
-    """{'process_train_s' (when ``trains``), 'process_test_s'}: the seconds of a mini job's
-    process beyond its compute (module docstring) for ``config``, whose speed row measured
-    ``train_s`` per step and ``infer_s`` per image at ``threads`` threads. Folders under
-    ``work_root`` (a temporary one by default, removed after)."""
+    """{'process_train_s' (unless ``train_s`` is None: a training-free method), 'process_test_s'}:
+    the seconds of a mini job's process beyond its compute (module docstring) for ``config``,
+    whose speed row measured ``train_s`` per step and ``infer_s`` per image at ``threads``
+    threads. Folders under ``work_root`` (a temporary one by default, removed after)."""
     with tempfile.TemporaryDirectory(prefix='aeroseg-process-', dir=work_root) as tmp:
         wd = Path(tmp)
         out: Dict[str, float] = {}
         ckpt = None
-        if trains:
+        if train_s is not None:
             log(f'[speed] process cost: {config}: benchmarks.train, {TRAIN_ITERS} steps ...')
             wall = run(train_argv(config, wd), threads, wd / 'train.log')
-            out['process_train_s'] = max(0.0, wall - TRAIN_ITERS * float(train_s))
+            out['process_train_s'] = max(0.0, wall - TRAIN_ITERS * train_s)
             ckpt = wd / FINAL_WEIGHTS
         log(f'[speed] process cost: {config}: benchmarks.test, {TEST_IMAGES} images ...')
         wall = run(test_argv(config, wd, ckpt), threads, wd / 'test.log')

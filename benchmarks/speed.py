@@ -2,7 +2,8 @@
 
     python -m benchmarks.speed [--methods catseg ovrs ...] [--scales full mini] [--device cpu|cuda]
         [--batch N] [--amp none|bf16|fp16] [--repeats N] [--threads 2] [--out results/speed]
-        [--no-compare] [--compare-scale mini|full] [--json out.json]
+        [--datasets isaid dlrsd oem] [--no-compare] [--compare-scale mini|full] [--no-process]
+        [--json out.json]
 
 For every method of the suite's method list (:mod:`benchmarks.methods`; a method whose config
 does not exist yet gets a "not built" row), at full size on its iSAID config and at mini scale
@@ -492,7 +493,8 @@ def measure_method(method: Method, scale: str, device: str = 'cpu', batch: Optio
     model.to(device)
     params = count_params(model)['all']
     train_size, test_size = input_sizes(cfg)
-    row = _row(method, scale, 'ok', config, dataset=dataset, device=device, threads=torch.get_num_threads(), amp=amp,
+    row = _row(method, scale, 'ok', config, dataset=dataset, device=device,
+               threads=torch.get_num_threads(), amp=amp,
                params_m=params['total'] / 1e6, trainable_m=params['trainable'] / 1e6,
                test_mode=model.test_cfg.get('mode'), test_size=test_size, repeats=repeats)
     if peak:
@@ -541,12 +543,11 @@ def add_process_cost(row: dict, log=print) -> dict:
     from benchmarks.process_cost import measure_process
     if not str(row.get('status', '')).startswith('ok') or row.get('infer_s') is None:
         return row
-    trains = row.get('train_s') is not None
     try:
         from aeroseg.mini import ensure_mini
         ensure_mini(row.get('dataset') or 'isaid')  # before the clock: a suite generates it once
         row.update(measure_process(row['config'], row.get('train_s'), row['infer_s'],
-                                   int(row.get('threads') or 1), trains=trains, log=log))
+                                   int(row.get('threads') or 1), log=log))
     except Exception as e:  # noqa: BLE001 - the compute figures are still worth writing
         row['status'] += f'; process cost: {type(e).__name__}: {e}'.splitlines()[0][:200]
     return row
@@ -756,8 +757,8 @@ def _md_table(head: List[str], body: List[List[str]]) -> str:
 
 def format_table(rows: List[dict]) -> str:
     """The Markdown table of the method rows (figures and ratios to CAT-Seg)."""
-    head = ['method', 'scale', 'dataset', 'status', 'train batch x px', 'train s/step', 'CPU s', 'GFLOP/step',
-            'GFLOP/s', '% peak', 'train mem GB', 'test mode, px', 's/image', 'GFLOP/image',
+    head = ['method', 'scale', 'dataset', 'status', 'train batch x px', 'train s/step', 'CPU s',
+            'GFLOP/step', 'GFLOP/s', '% peak', 'train mem GB', 'test mode, px', 's/image', 'GFLOP/image',
             'GFLOP/s', '% peak', 'test mem GB',
             f'x {REFERENCE}: train s', 'GFLOP', 'mem', 's/image', 'GFLOP', 'mem']
     body = []
@@ -849,7 +850,7 @@ def _this_device_file(root: Path, threads: Optional[int] = None) -> Optional[Pat
 
 
 def load_speed(device: Optional[str] = None, root: Path = SPEED_DIR, slug: bool = False,
-               threads: Optional[int] = None) -> Tuple[Dict[Tuple[str, str], dict], Optional[Path]]:
+               threads: Optional[int] = None) -> Tuple[Dict[tuple, dict], Optional[Path]]:
     """{(method, scale, dataset): row} of ``<root>/<device_slug>.csv`` (this machine's device when
     ``device`` is None: :func:`_this_device_file`, preferring a CPU file measured at ``threads``;
     ``slug``: ``device`` is already the file stem), plus {(method, scale): its iSAID row}, and the
@@ -963,7 +964,7 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
             f'Command: `python -m benchmarks.speed {" ".join(argv if argv is not None else sys.argv[1:])}`'
             f'. {WEIGHTS_NOTE}. FLOPs: FlopCounterMode (matmul / conv, forward + backward). Memory: '
             f'CPU = the call\'s working set (peak RSS during it - RSS before + model tensors), CUDA = '
-            f'max_memory_allocated. Ratios: / CAT-Seg at the same scale, same run.')
+            f'max_memory_allocated. Ratios: / CAT-Seg at the same scale on the same dataset, same run.')
     md = head + '\n\n' + format_table(rows)
     if any(r.get('process_test_s') is not None for r in rows):
         md += '\n\n' + format_process(rows)

@@ -49,9 +49,9 @@ ASSUMED_MINI = (240.0, 20.0)      # CPU seconds per mini job (train, test): tiny
 # runs on one thread per slot, and a CPU-h is what the plan's total counts) + the file's
 # process_train_s / process_test_s (else MINI_PROCESS_S) for the job's two processes. On CPU the
 # file measured at a slot's threads (launch.slot_threads; e.g. `python -m benchmarks.speed
-# --threads 1 --scales mini` for `--parallel 2` on 2 cores) is read when there is one: on the AVX-512 EPYC a 2-thread file's CPU
-# seconds per mini step are 13-32% above a 1-thread run's wall for five methods, 8% below for SAN
-# (docs/measurements.md, 2026-12-04).
+# --threads 1 --scales mini` for `--parallel 2` on 2 cores) is read when there is one: on the
+# AVX-512 EPYC a 2-thread file's CPU seconds per mini step are 13-32% above a 1-thread run's wall
+# for five methods, 8% below for SAN (docs/measurements.md, 2026-12-04).
 MINI_VAL_IMAGES = 100             # aeroseg/mini/io.py DEFAULT_SIZES['val']
 MINI_ITERS = 200                  # configs/_base_/scale/mini.py iters (every dataset)
 # Seconds of a mini job's process outside its steps: start (imports), config, model and data
@@ -92,18 +92,20 @@ def _from_speed(rows, path, method: str, scale: str, config: Path, train: bool,
         def cpu(k):  # CPU s (all threads) when the file has them, else the wall time
             return r.get(f'{k}_cpu_s') or r[f'{k}_s']
 
-        def proc(k):  # s a process costs beyond its compute: measured, else None
+        def proc(k):  # s a process costs beyond its compute: measured (here, else iSAID), or None
             v = r.get(f'process_{k}_s')
             return base.get(f'process_{k}_s') if v is None else v
-        measured = proc('test') is not None
-        p_tr, p_te = (proc('train') or MINI_PROCESS_S, proc('test')) if measured else (MINI_PROCESS_S,) * 2
+        used = [proc(k) for k in (('train', 'test') if train else ('test',))]
+        p_tr, p_te = (MINI_PROCESS_S if v is None else v for v in (proc('train'), proc('test')))
         tr = MINI_ITERS * cpu('train') + p_tr if train else 0.0
         te = MINI_VAL_IMAGES * cpu('infer') + p_te
         per = (f'{p_tr:.0f} / {p_te:.0f} s per train / test process' if train
                else f'{p_te:.0f} s per test process')
         how = (f'{MINI_ITERS} it x CPU s/step + ' if train else 'test only: ') + \
             f'{MINI_VAL_IMAGES} img x CPU s/image + ' + \
-            (f'{per} (measured)' if measured else f'{MINI_PROCESS_S:.0f} s per process (assumed)')
+            (f'{per} (measured)' if None not in used else
+             f'{MINI_PROCESS_S:.0f} s per process (assumed)' if set(used) == {None} else
+             f'{per} (measured where the file has it, else {MINI_PROCESS_S:.0f} s)')
         return tr, te, f'speed file {name}', how
     tr, note = None, ''
     if train:

@@ -40,7 +40,7 @@ def test_train_then_test_process_minus_their_steps(tmp_path):
 def test_training_free_method_has_only_a_test_process(tmp_path):
     run, calls = _fake_run([3.0])
     out = pc.measure_process('configs/segearthov/segearthov_vitb16_isaid.py', None, 2.0, threads=2,
-                             trains=False, work_root=tmp_path, run=run, log=lambda s: None)
+                             work_root=tmp_path, run=run, log=lambda s: None)
     assert out == {'process_test_s': 0.0}                    # never negative
     (argv, _, _), = calls
     assert argv[2] == 'benchmarks.test' and argv[4] == '--work-dir'   # no checkpoint argument

@@ -162,6 +162,18 @@ def test_dry_run_estimate_reads_the_speed_file_per_method(tmp_path):
     assert mini[0].est_test_s == pytest.approx(cli.MINI_VAL_IMAGES * 0.05 + 4.0)
     assert '200 it x CPU s/step + 100 img x CPU s/image + 8 / 4 s per train / test process (measured)' \
         in mini[0].basis
+    # a measured 0 s stays 0 (not the constant); a file without the train process: the constant
+    speed.write_csv(f, [dict(method='catseg', scale='mini', status='ok', train_batch=4, train_s=0.1,
+                             train_cpu_s=0.19, infer_s=0.05, process_train_s=0.0, process_test_s=4.0)])
+    cli.estimate(mini, tmp_path / 'work', 'mini', speed_file=f)
+    assert mini[0].est_train_s == pytest.approx(cli.MINI_ITERS * 0.19)
+    speed.write_csv(f, [dict(method='catseg', scale='mini', status='ok', train_batch=4, train_s=0.1,
+                             train_cpu_s=0.19, infer_s=0.05, process_test_s=4.0)])
+    cli.estimate(mini, tmp_path / 'work', 'mini', speed_file=f)
+    assert mini[0].est_train_s == pytest.approx(cli.MINI_ITERS * 0.19 + cli.MINI_PROCESS_S)
+    assert '25 / 4 s per train / test process (measured where the file has it, else 25 s)' in mini[0].basis
+    speed.write_csv(f, [dict(method='catseg', scale='mini', status='ok', train_batch=4, train_s=0.1,
+                             train_cpu_s=0.19, infer_s=0.05, process_train_s=7.5, process_test_s=4.0)])
     free = [_job('catseg', 'isaid', train=False)]                 # a test-only job: one process
     cli.estimate(free, tmp_path / 'work', 'mini', speed_file=f)
     assert free[0].est_train_s == 0.0 and free[0].est_test_s == pytest.approx(mini[0].est_test_s)
