@@ -308,8 +308,9 @@ def peak_memory() -> Dict[str, Optional[float]]:
 
 
 def environment() -> Dict[str, Any]:
+    from aeroseg.utils.malloc import malloc_policy
     return {'git_commit': git_commit(), 'versions': package_versions(), 'device': device_name(),
-            'host': platform.node()}
+            'host': platform.node(), 'malloc': malloc_policy()}
 
 
 def scale_help(what: str = '') -> str:

@@ -721,6 +721,91 @@ def compare_changes(keys: Sequence[str], device: str = 'cpu', amp: str = 'none',
     return rows
 
 
+# ----------------------------------------------------------------------------- the allocator
+MALLOC_CHANGE = 'retain_memory'
+MALLOC_ALL = 'all_with_memory'
+
+
+def _malloc_child(key: str, policy: str, changes_on: bool, threads: int, repeats: int, seed: int,
+                  out: str) -> None:
+    """In a fresh process: ``policy`` first (:mod:`aeroseg.utils.malloc`), then ``key``'s mini iSAID
+    model with every applicable :data:`CHANGES` on or off; writes the median train-step and
+    inference seconds (wall, CPU) and the inference scores to ``out`` (torch.save)."""
+    from aeroseg.utils.malloc import retain_freed_memory
+    applied = retain_freed_memory(policy)
+    import torch
+    from benchmarks.methods import get_method
+    _setup_imports()
+    torch.set_num_threads(threads)
+    method = get_method(key)
+    torch.manual_seed(seed)
+    model, cfg = build_model(str(REPO_ROOT / method.config_for('isaid')), 'mini')
+    for c in CHANGES:
+        if c.applies(model):
+            c.switch(model, changes_on)
+    train_size, test_size = input_sizes(cfg)
+    res = dict(policy=applied)
+    if method.train:
+        imgs, samples = make_batch(num_classes_of(cfg), _recipe_batch(cfg, 'mini'), size=train_size, seed=seed)
+        step = lambda: train_step(model, imgs, samples)  # noqa: E731
+        step()
+        res['train'] = _timed(step, repeats, 'cpu', model)
+    img = make_batch(1, 1, size=test_size, seed=seed + 1)[0]
+    res['scores'] = infer_image(model, img)
+    res['infer'] = _timed(lambda: infer_image(model, img), repeats, 'cpu', model)
+    torch.save(res, out)
+
+
+def compare_malloc(keys: Sequence[str], threads: int = 2, repeats: int = 3, rounds: int = 2, seed: int = 0,
+                   log=print) -> List[dict]:
+    """The allocator policy before / after, which one process cannot switch back (glibc keeps a
+    set threshold): per method, fresh processes in turn, ``rounds`` times. ``retain_memory`` =
+    system malloc vs retained memory, every other change on; ``all_with_memory`` = the code as
+    before the speed work (system malloc, every change off) vs now (retained, every change on).
+    The score difference compares the processes' inference outputs."""
+    import subprocess
+    import tempfile
+    import torch
+    from benchmarks.methods import get_method
+    states = {'system': ('system', True), 'retain': ('retain', True), 'before': ('system', False)}
+    rows = []
+    for key in keys:
+        method = get_method(key)
+        if not (REPO_ROOT / method.config_for('isaid')).is_file():
+            continue
+        log(f'[speed] before/after {MALLOC_CHANGE} / {MALLOC_ALL} on {key} mini: '
+            f'{rounds} x {len(states)} processes ...')
+        got = {k: [] for k in states}
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(rounds):
+                for name, (policy, on) in states.items():
+                    out = os.path.join(tmp, f'{name}{r}.pt')
+                    code = (f'from benchmarks.speed import _malloc_child; _malloc_child({key!r}, {policy!r}, '
+                            f'{on!r}, {threads}, {repeats}, {seed}, {out!r})')
+                    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+                    p = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, env=env,
+                                       capture_output=True, text=True)
+                    if p.returncode:
+                        raise RuntimeError(f'{MALLOC_CHANGE} child ({key}, {name}) exited {p.returncode}: '
+                                           f'{(p.stderr or p.stdout).strip().splitlines()[-1:]}')
+                    got[name].append(torch.load(out, weights_only=False))
+        for change, before in ((MALLOC_CHANGE, 'system'), (MALLOC_ALL, 'before')):
+            for part in ('train', 'infer'):
+                if part not in got['retain'][0]:
+                    continue
+                b = statistics.median(g[part]['s'] for g in got[before])
+                a = statistics.median(g[part]['s'] for g in got['retain'])
+                bc = statistics.median(g[part]['cpu_s'] for g in got[before])
+                ac = statistics.median(g[part]['cpu_s'] for g in got['retain'])
+                diff = (max(float((x['scores'] - y['scores']).abs().max())
+                            for x in got[before] for y in got['retain']) if part == 'infer' else None)
+                rows.append(dict(change=change, method=key, scale='mini', part=part, before_s=b, after_s=a,
+                                 speedup=b / a, before_cpu_s=bc, after_cpu_s=ac, speedup_cpu=bc / ac,
+                                 max_abs_diff=diff, repeats=repeats * rounds,
+                                 loadavg_1min=os.getloadavg()[0]))
+    return rows
+
+
 # ----------------------------------------------------------------------------- output
 def _fmt(v, nd=3) -> str:
     if v is None or v == '':
@@ -906,6 +991,9 @@ def parse_args(argv=None, prog='python -m benchmarks.speed'):
     ap.add_argument('--no-process', action='store_true',
                     help='skip the per-process cost of a mini job (benchmarks.process_cost: one short '
                          'train and test process per method, ~15 s a method on 2 CPU cores)')
+    ap.add_argument('--malloc', choices=('retain', 'system'), default=None,
+                    help="this process's allocator policy (aeroseg.utils.malloc; default $AEROSEG_MALLOC "
+                         "or 'retain', as the suite's entry points)")
     ap.add_argument('--json', default=None, help='also write every row to this JSON file')
     args = ap.parse_args(argv)
     unknown = [k for k in args.methods if k not in keys]
@@ -920,6 +1008,8 @@ def parse_args(argv=None, prog='python -m benchmarks.speed'):
 
 def main(argv=None, prog='python -m benchmarks.speed') -> int:
     args = parse_args(argv, prog)
+    from aeroseg.utils.malloc import retain_freed_memory
+    policy = retain_freed_memory(args.malloc)  # before any model: as benchmarks.train / test run
     import torch
     note = _setup_imports()
     if args.device == 'cpu':
@@ -937,6 +1027,9 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
     changes = [] if args.no_compare else compare_changes(
         args.methods, args.device, args.amp, args.repeats or 3, scale=args.compare_scale, seed=args.seed,
         log=lambda s: print(s, flush=True))
+    if changes and args.device == 'cpu' and args.compare_scale == 'mini':
+        changes += compare_malloc(args.methods, args.threads, args.repeats or 3, seed=args.seed,
+                                  log=lambda s: print(s, flush=True))
     if changes and not args.no_write:
         write_csv(out / f'{slug}_changes.csv', changes, CHANGE_COLUMNS)
         print(format_changes(changes), flush=True)
@@ -959,7 +1052,7 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
         peak = (again[0], again[1] + ', the higher of the run\'s start and end')
         set_peak(rows, peak)
     head = (f'Device: {label}; peak {peak[0] / 1e9:.1f} GFLOP/s ({peak[1]}); torch {torch.__version__}; '
-            f'amp {args.amp}; load average at the end {os.getloadavg()[0]:.2f}; '
+            f'amp {args.amp}; malloc {policy}; load average at the end {os.getloadavg()[0]:.2f}; '
             f'{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.\n'
             f'Command: `python -m benchmarks.speed {" ".join(argv if argv is not None else sys.argv[1:])}`'
             f'. {WEIGHTS_NOTE}. FLOPs: FlopCounterMode (matmul / conv, forward + backward). Memory: '

@@ -174,5 +174,7 @@ def _test(args) -> int:
 
 
 if __name__ == '__main__':
+    from aeroseg.utils.malloc import retain_freed_memory
     from aeroseg.utils.process import exit_now
+    retain_freed_memory()  # freed tensors' pages reused, not faulted in again (its docstring)
     exit_now(main())

@@ -279,3 +279,16 @@ def test_a_slot_gets_the_cores_over_parallel_unless_omp_threads_is_set(monkeypat
     assert launch.slot_threads(SimpleNamespace(parallel=1)) == 8
     monkeypatch.setenv('OMP_NUM_THREADS', '3')
     assert launch.slot_threads(opts) == 3
+
+
+@pytest.mark.skipif(not speed.sys.platform.startswith('linux'), reason="glibc's mallopt")
+def test_the_allocator_before_after_runs_fresh_processes_and_changes_no_score():
+    # catseg: trained (both parts) and cheap; one round of the three process states
+    rows = speed.compare_malloc(['catseg'], threads=1, repeats=1, rounds=1, log=lambda s: None)
+    got = {(r['change'], r['part']): r for r in rows}
+    assert set(got) == {(c, p) for c in (speed.MALLOC_CHANGE, speed.MALLOC_ALL) for p in ('train', 'infer')}
+    assert got[(speed.MALLOC_CHANGE, 'infer')]['max_abs_diff'] == 0.0   # same kernels, same values
+    # before = every in-process change off too: differs by their float rounding only
+    assert 0.0 <= got[(speed.MALLOC_ALL, 'infer')]['max_abs_diff'] < 1e-4
+    assert all(r['before_s'] > 0 and r['after_s'] > 0 and r['speedup'] == r['before_s'] / r['after_s']
+               for r in rows)
