@@ -3,7 +3,7 @@
     python -m benchmarks.speed [--methods catseg ovrs ...] [--scales full mini] [--device cpu|cuda]
         [--batch N] [--amp none|bf16|fp16] [--repeats N] [--threads 2] [--out results/speed]
         [--datasets isaid dlrsd oem] [--no-compare] [--compare-scale mini|full] [--no-process]
-        [--json out.json]
+        [--against COMMIT] [--malloc retain|system] [--json out.json]
 
 For every method of the suite's method list (:mod:`benchmarks.methods`; a method whose config
 does not exist yet gets a "not built" row), at full size on its iSAID config and at mini scale
@@ -43,7 +43,11 @@ Before / after (``--no-compare`` skips it): each speed change of the suite (:dat
 switched off and on in the same process, repeats interleaved (off, on, off, on, ...), at mini
 scale (``--compare-scale full``: the full-size models) on the methods it applies to; the table
 gives both medians, their ratio and the largest score difference between the two (the equality
-bound its test states).
+bound its test states). The allocator policy (:mod:`aeroseg.utils.malloc`), which one process
+cannot switch back, is timed in fresh processes instead (``retain_memory``, mini, CPU).
+``--against COMMIT`` also times the suite's code at COMMIT against this checkout, each in its own
+fresh processes (:func:`compare_commit`; rows ``code@<commit>``): the before of a change as it
+was, where an off switch only approximates it.
 
 Writes ``<out>/<device>.csv`` + ``.md`` (table and before/after) and ``<out>/<device>_changes.csv``,
 each atomically; ``<device>`` is :func:`device_slug` of the CUDA device name or the CPU model,
@@ -721,88 +725,177 @@ def compare_changes(keys: Sequence[str], device: str = 'cpu', amp: str = 'none',
     return rows
 
 
-# ----------------------------------------------------------------------------- the allocator
+# ----------------------------------------------------------------------------- across processes
 MALLOC_CHANGE = 'retain_memory'
-MALLOC_ALL = 'all_with_memory'
 
-
-def _malloc_child(key: str, policy: str, changes_on: bool, threads: int, repeats: int, seed: int,
-                  out: str) -> None:
-    """In a fresh process: ``policy`` first (:mod:`aeroseg.utils.malloc`), then ``key``'s mini iSAID
-    model with every applicable :data:`CHANGES` on or off; writes the median train-step and
-    inference seconds (wall, CPU) and the inference scores to ``out`` (torch.save)."""
+# A measurement that runs on any commit of the suite: it uses only what every version has
+# (aeroseg.config.load_config, the registries, model.loss / predict_logits), not this module.
+_CHILD = r"""
+import os, statistics, sys, time
+key, config, threads, repeats, seed, out, policy = sys.argv[1:8]
+threads, repeats, seed = int(threads), int(repeats), int(seed)
+if policy != 'inherit':
     from aeroseg.utils.malloc import retain_freed_memory
-    applied = retain_freed_memory(policy)
+    policy = retain_freed_memory(policy)
+else:
+    try:  # a commit that has the allocator policy applies its entry points' default
+        from aeroseg.utils.malloc import retain_freed_memory
+        policy = retain_freed_memory()
+    except ImportError:
+        policy = 'system (this commit has no policy)'
+import torch
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+register_all_modules()
+from benchmarks.common import register_all
+register_all()
+from aeroseg.config import load_config
+torch.set_num_threads(threads)
+cfg = load_config(config, scale='mini')
+torch.manual_seed(seed)
+model = MODELS.build(cfg.model)
+side = 128  # the mini world's images (configs/_base_/scale/mini.py: crop, test_short)
+
+
+def timed(fn):
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return dict(s=statistics.median(walls), cpu_s=statistics.median(cpus))
+
+
+res = dict(policy=policy)
+g = torch.Generator().manual_seed(seed)
+if getattr(model, 'trainable', True) and cfg.get('train_dataloader'):
+    bs = int(cfg.train_dataloader.batch_size)
+    imgs = torch.rand(bs, 3, side, side, generator=g) * 255
+    from aeroseg.datasets.splits import get_split
+    n = get_split(cfg.model.vocabulary.split).num_classes
+    samples = []
+    for _ in range(bs):
+        smp = SegDataSample(metainfo=dict(img_shape=(side, side), ori_shape=(side, side)))
+        lab = torch.randint(0, n, (1, side, side), generator=g)
+        lab[:, : side // 4] = 255
+        smp.gt_sem_seg = PixelData(data=lab)
+        samples.append(smp)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
+        model.train()
+        model.zero_grad(set_to_none=True)
+        sum(model.loss(imgs, samples).values()).backward()
+        opt.step()
+    res['train'] = timed(step)
+    del opt
+model.eval()
+img = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(seed + 1)) * 255
+with torch.no_grad():
+    res['scores'] = model.predict_logits(img)
+    res['infer'] = timed(lambda: model.predict_logits(img))
+torch.save(res, out)
+"""
+
+
+def _run_child(tree: Path, key: str, config: str, threads: int, repeats: int, seed: int, out: str,
+               policy: str = 'inherit') -> dict:
+    """:data:`_CHILD` in a fresh process on the suite at ``tree`` (its modules first on the path)."""
+    import subprocess
     import torch
-    from benchmarks.methods import get_method
-    _setup_imports()
-    torch.set_num_threads(threads)
-    method = get_method(key)
-    torch.manual_seed(seed)
-    model, cfg = build_model(str(REPO_ROOT / method.config_for('isaid')), 'mini')
-    for c in CHANGES:
-        if c.applies(model):
-            c.switch(model, changes_on)
-    train_size, test_size = input_sizes(cfg)
-    res = dict(policy=applied)
-    if method.train:
-        imgs, samples = make_batch(num_classes_of(cfg), _recipe_batch(cfg, 'mini'), size=train_size, seed=seed)
-        step = lambda: train_step(model, imgs, samples)  # noqa: E731
-        step()
-        res['train'] = _timed(step, repeats, 'cpu', model)
-    img = make_batch(1, 1, size=test_size, seed=seed + 1)[0]
-    res['scores'] = infer_image(model, img)
-    res['infer'] = _timed(lambda: infer_image(model, img), repeats, 'cpu', model)
-    torch.save(res, out)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(tree))
+    env.pop('AEROSEG_MALLOC', None)
+    p = subprocess.run([sys.executable, '-c', _CHILD, key, config, str(threads), str(repeats), str(seed),
+                        out, policy], cwd=tree, env=env, capture_output=True, text=True)
+    if p.returncode:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-1:]
+        raise RuntimeError(f'speed child ({key} on {tree}, malloc {policy}) exited {p.returncode}: {tail}')
+    return torch.load(out, weights_only=False)
+
+
+def _change_rows(change: str, key: str, before: List[dict], after: List[dict], repeats: int) -> List[dict]:
+    rows = []
+    for part in ('train', 'infer'):
+        if part not in after[0] or part not in before[0]:
+            continue
+        b = statistics.median(g[part]['s'] for g in before)
+        a = statistics.median(g[part]['s'] for g in after)
+        bc = statistics.median(g[part]['cpu_s'] for g in before)
+        ac = statistics.median(g[part]['cpu_s'] for g in after)
+        diff = None
+        if part == 'infer' and all(x['scores'].shape == after[0]['scores'].shape for x in before):
+            diff = max(float((x['scores'] - y['scores']).abs().max()) for x in before for y in after)
+        rows.append(dict(change=change, method=key, scale='mini', part=part, before_s=b, after_s=a,
+                         speedup=b / a, before_cpu_s=bc, after_cpu_s=ac, speedup_cpu=bc / ac,
+                         max_abs_diff=diff, repeats=repeats * len(before), loadavg_1min=os.getloadavg()[0]))
+    return rows
 
 
 def compare_malloc(keys: Sequence[str], threads: int = 2, repeats: int = 3, rounds: int = 2, seed: int = 0,
                    log=print) -> List[dict]:
-    """The allocator policy before / after, which one process cannot switch back (glibc keeps a
-    set threshold): per method, fresh processes in turn, ``rounds`` times. ``retain_memory`` =
-    system malloc vs retained memory, every other change on; ``all_with_memory`` = the code as
-    before the speed work (system malloc, every change off) vs now (retained, every change on).
-    The score difference compares the processes' inference outputs."""
-    import subprocess
+    """The allocator policy (:mod:`aeroseg.utils.malloc`) before / after, which one process cannot
+    switch back (glibc keeps a set threshold): per method, a fresh process with the system's
+    malloc and one with retained memory, in turn, ``rounds`` times, every in-process change on.
+    The score difference compares the processes' inference outputs (0: nothing computed changes)."""
     import tempfile
-    import torch
     from benchmarks.methods import get_method
-    states = {'system': ('system', True), 'retain': ('retain', True), 'before': ('system', False)}
     rows = []
     for key in keys:
-        method = get_method(key)
-        if not (REPO_ROOT / method.config_for('isaid')).is_file():
+        config = get_method(key).config_for('isaid')
+        if not (REPO_ROOT / config).is_file():
             continue
-        log(f'[speed] before/after {MALLOC_CHANGE} / {MALLOC_ALL} on {key} mini: '
-            f'{rounds} x {len(states)} processes ...')
-        got = {k: [] for k in states}
+        log(f'[speed] before/after {MALLOC_CHANGE} on {key} mini: {rounds} x 2 processes ...')
+        got = {'system': [], 'retain': []}
         with tempfile.TemporaryDirectory() as tmp:
             for r in range(rounds):
-                for name, (policy, on) in states.items():
-                    out = os.path.join(tmp, f'{name}{r}.pt')
-                    code = (f'from benchmarks.speed import _malloc_child; _malloc_child({key!r}, {policy!r}, '
-                            f'{on!r}, {threads}, {repeats}, {seed}, {out!r})')
-                    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-                    p = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, env=env,
-                                       capture_output=True, text=True)
-                    if p.returncode:
-                        raise RuntimeError(f'{MALLOC_CHANGE} child ({key}, {name}) exited {p.returncode}: '
-                                           f'{(p.stderr or p.stdout).strip().splitlines()[-1:]}')
-                    got[name].append(torch.load(out, weights_only=False))
-        for change, before in ((MALLOC_CHANGE, 'system'), (MALLOC_ALL, 'before')):
-            for part in ('train', 'infer'):
-                if part not in got['retain'][0]:
-                    continue
-                b = statistics.median(g[part]['s'] for g in got[before])
-                a = statistics.median(g[part]['s'] for g in got['retain'])
-                bc = statistics.median(g[part]['cpu_s'] for g in got[before])
-                ac = statistics.median(g[part]['cpu_s'] for g in got['retain'])
-                diff = (max(float((x['scores'] - y['scores']).abs().max())
-                            for x in got[before] for y in got['retain']) if part == 'infer' else None)
-                rows.append(dict(change=change, method=key, scale='mini', part=part, before_s=b, after_s=a,
-                                 speedup=b / a, before_cpu_s=bc, after_cpu_s=ac, speedup_cpu=bc / ac,
-                                 max_abs_diff=diff, repeats=repeats * rounds,
-                                 loadavg_1min=os.getloadavg()[0]))
+                for policy in got:
+                    got[policy].append(_run_child(REPO_ROOT, key, config, threads, repeats, seed,
+                                                  os.path.join(tmp, f'{policy}{r}.pt'), policy))
+        rows += _change_rows(MALLOC_CHANGE, key, got['system'], got['retain'], repeats)
+    return rows
+
+
+def compare_commit(commit: str, keys: Sequence[str], threads: int = 2, repeats: int = 3, rounds: int = 2,
+                   seed: int = 0, log=print) -> List[dict]:
+    """The suite's code at ``commit`` (``git archive`` into a temporary folder) against this
+    checkout, per method whose mini iSAID config both have: fresh processes in turn, ``rounds``
+    times, each tree with its own entry points' allocator policy. This is "before the change" as
+    it was, which switching today's changes off in one process only approximates (an off path is
+    not always the old code: with the text cache off the text is encoded per forward, which no
+    earlier version did). Rows are named ``code@<commit>``."""
+    import subprocess
+    import tarfile
+    import tempfile
+    from benchmarks.methods import get_method
+    rev = subprocess.run(['git', '-C', str(REPO_ROOT), 'rev-parse', '--short', f'{commit}^{{commit}}'],
+                         capture_output=True, text=True)
+    if rev.returncode:
+        raise ValueError(f'--against {commit!r}: not a commit of {REPO_ROOT} ({rev.stderr.strip()})')
+    name = f'code@{rev.stdout.strip()}'
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / 'tree'
+        old.mkdir()
+        arc = subprocess.run(['git', '-C', str(REPO_ROOT), 'archive', '--format=tar', rev.stdout.strip()],
+                             capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(arc)) as tf:
+            tf.extractall(old, filter='data')
+        for key in keys:
+            config = get_method(key).config_for('isaid')
+            if not ((REPO_ROOT / config).is_file() and (old / config).is_file()):
+                log(f'[speed] {name}: {key} skipped ({config} missing in one of the two)')
+                continue
+            log(f'[speed] before/after {name} -> this checkout on {key} mini: {rounds} x 2 processes ...')
+            got = {'old': [], 'new': []}
+            for r in range(rounds):
+                for which, tree in (('old', old), ('new', REPO_ROOT)):
+                    got[which].append(_run_child(tree, key, config, threads, repeats, seed,
+                                                 os.path.join(tmp, f'{which}{r}.pt')))
+            rows += _change_rows(name, key, got['old'], got['new'], repeats)
     return rows
 
 
@@ -991,6 +1084,9 @@ def parse_args(argv=None, prog='python -m benchmarks.speed'):
     ap.add_argument('--no-process', action='store_true',
                     help='skip the per-process cost of a mini job (benchmarks.process_cost: one short '
                          'train and test process per method, ~15 s a method on 2 CPU cores)')
+    ap.add_argument('--against', default=None, metavar='COMMIT',
+                    help='also time this checkout against the code at COMMIT (mini iSAID, CPU, fresh '
+                         'processes: e.g. the commit before a speed change)')
     ap.add_argument('--malloc', choices=('retain', 'system'), default=None,
                     help="this process's allocator policy (aeroseg.utils.malloc; default $AEROSEG_MALLOC "
                          "or 'retain', as the suite's entry points)")
@@ -1029,6 +1125,9 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
         log=lambda s: print(s, flush=True))
     if changes and args.device == 'cpu' and args.compare_scale == 'mini':
         changes += compare_malloc(args.methods, args.threads, args.repeats or 3, seed=args.seed,
+                                  log=lambda s: print(s, flush=True))
+    if args.against and args.device == 'cpu':
+        changes += compare_commit(args.against, args.methods, args.threads, args.repeats or 3, seed=args.seed,
                                   log=lambda s: print(s, flush=True))
     if changes and not args.no_write:
         write_csv(out / f'{slug}_changes.csv', changes, CHANGE_COLUMNS)
