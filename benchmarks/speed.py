@@ -1161,8 +1161,10 @@ def main(argv=None, prog='python -m benchmarks.speed') -> int:
     if any(r.get('process_test_s') is not None for r in rows):
         md += '\n\n' + format_process(rows)
     if changes:
-        md += ('\n\nBefore / after, same process, interleaved repeats (median s per call):\n\n'
-               + format_changes(changes))
+        md += ('\n\nBefore / after, same process, interleaved repeats (median s per call); `all` = every '
+               'applicable switch off vs on, which only approximates the old code (with the text cache off '
+               f'the text is encoded per forward, as no version did); `{MALLOC_CHANGE}` and `code@<commit>` '
+               '(--against): fresh processes in turn:\n\n' + format_changes(changes))
     if note:
         md += f'\n\nnote: {note}'
     print()
