@@ -53,9 +53,10 @@ def test_retained_memory_reuses_pages_and_changes_no_result():
     assert (system['applied'], retain['applied']) == ('system', 'retain')
     assert retain['policy'] == 'retain'
     # every repeat: glibc's defaults map the 40 MiB block afresh and fault its ~10,000 4 KiB pages
-    # in again; the retained heap, once grown (a few repeats), serves it from pages it already has
+    # in again; the retained heap, once grown, serves it from pages it already has (it may still
+    # grow now and then by a few hundred pages as the two blocks change places)
     assert min(system['faults'][1:]) > 5000, system['faults']
-    assert max(retain['faults'][-3:]) < 100, retain['faults']
+    assert sum(retain['faults'][2:]) < 0.1 * sum(system['faults'][2:]), (retain['faults'], system['faults'])
     assert retain['digest'] == system['digest']   # the same kernels on the same values
 
 
